@@ -1,0 +1,16 @@
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+@pytest.fixture(autouse=True)
+def _runs_root(tmp_path, monkeypatch):
+    # every test gets its own run store: no test writes into the repo's runs/
+    monkeypatch.setenv("BPTT_LAB_RUNS", str(tmp_path / "runs"))
+    torch.set_num_threads(2)
+    yield
