@@ -65,7 +65,7 @@ def spec(cfg: "RunConfig") -> TaskSpec:
     if cfg.task == "charlm":
         vocab, probs = _corpus_vocab()
         unigram = float(-(probs * np.log(probs)).sum())
-        return TaskSpec(len(vocab), len(vocab), "ce", "every", unigram, f"unigram: {unigram / math.log(2):.3f} bits/char")
+        return TaskSpec(len(vocab), len(vocab), "ce", "every", unigram, f"unigram: {unigram / math.log(2):.3f} bits/char", tokens=True)
     raise ValueError(f"unknown task {cfg.task}")
 
 
@@ -94,7 +94,6 @@ def _adding(gen, T, B):
     half = max(T // 2, 1)
     first = torch.randint(0, half, (B,), generator=gen)  # one mark in each half
     second = torch.randint(half, T, (B,), generator=gen) if T > half else torch.full((B,), T - 1)
-    second = torch.where(second == first, (first + 1) % T, second)
     cols = torch.arange(B)
     marks[first, cols] = 1.0
     marks[second, cols] = 1.0

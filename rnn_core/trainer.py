@@ -231,6 +231,9 @@ class Trainer:
             "baseline_name": self.spec.baseline_name,
             "beat_baseline": bool(final is not None and math.isfinite(final) and final < self.spec.baseline),
             "engine": self.engine, "device": str(self.device),
+            # charlm: cross-entropy in nats / ln 2 = bits per character
+            **({"final_val_bits_per_char": final / math.log(2) if final is not None else None,
+                "baseline_bits_per_char": self.spec.baseline / math.log(2)} if self.cfg.task == "charlm" else {}),
         }
 
     # --- persistence --------------------------------------------------------------
