@@ -24,10 +24,8 @@ def save_checkpoint(tr: "Trainer") -> None:
                 tensors[f"opt.{idx}.{key}"] = value
             else:
                 opt_meta[str(idx)][key] = value
-    tensors["rng.torch"] = torch.get_rng_state()
+    tensors.update({f"rng.{k}": v for k, v in tr.rng_state.items()})  # dropout's generator (cpu, cuda)
     tensors["rng.data"] = tr.gen.get_state()
-    if tr.device.type == "cuda":
-        tensors["rng.cuda"] = torch.cuda.get_rng_state(tr.device)
     store.atomic_save_safetensors(tr.out_dir / "checkpoint.safetensors", tensors)
     store.atomic_write_json(tr.out_dir / "checkpoint.json", {
         "step": tr.step_index,
@@ -51,10 +49,10 @@ def load_checkpoint(tr: "Trainer") -> None:
             _, idx, name = key.split(".", 2)
             state.setdefault(int(idx), {})[name] = value.to(tr.device)
     tr.opt.load_state_dict({"state": state, "param_groups": meta["optimizer"]["param_groups"]})
-    torch.set_rng_state(tensors["rng.torch"])
-    tr.gen.set_state(tensors["rng.data"])
+    tr.rng_state = {"cpu": tensors["rng.cpu"]}
     if "rng.cuda" in tensors and tr.device.type == "cuda":
-        torch.cuda.set_rng_state(tensors["rng.cuda"], tr.device)
+        tr.rng_state["cuda"] = tensors["rng.cuda"]
+    tr.gen.set_state(tensors["rng.data"])
     tr.step_index = meta["step"]
     tr.best_val = meta["best_val"] if meta["best_val"] is not None else float("inf")
     tr.bad_evals = meta["bad_evals"]

@@ -58,7 +58,6 @@ class Trainer:
         self.out_dir = Path(out_dir) if out_dir is not None else None
         if self.device.type == "cpu":
             torch.set_flush_denormal(True)  # denormals made CPU steps 2-8× slower; values < 1e-38 read as 0
-        torch.manual_seed(cfg.seed)  # dropout draws from the global generator
         self.model = build_model(cfg, self.spec)
         if cfg.warm_start:
             load_warm_start(self.model, cfg.warm_start)
@@ -66,7 +65,12 @@ class Trainer:
         self.model.to(self.device)
         self.opt = build_optimizer(cfg, self.trainable)
         self.groups = parameter_groups(self.model)
-        self.gen = torch.Generator().manual_seed(cfg.seed + 1_000_003)  # training data stream
+        self.gen = torch.Generator().manual_seed(cfg.seed + 1_000_003)  # training data stream and input noise
+        # Dropout draws from the global generator: each trainer keeps its own state of it and swaps it in
+        # for its steps, so two runs in one process (two app sessions) never disturb each other.
+        with torch.random.fork_rng(devices=self._rng_devices()):
+            torch.manual_seed(cfg.seed)
+            self.rng_state = self._get_rng()
         val_gen = torch.Generator().manual_seed(cfg.seed + 2_000_003)
         xv, yv = make_batch(cfg, val_gen, VAL_BATCH, split="val")
         self.val_batch = (xv.to(self.device), yv.to(self.device))
@@ -108,9 +112,37 @@ class Trainer:
         grow = step / (cfg.steps - 1)  # linear growth from curriculum_start to seq_len over the run
         return int(round(cfg.curriculum_start + grow * (cfg.seq_len - cfg.curriculum_start)))
 
+    def _rng_devices(self) -> list:
+        return [self.device] if self.device.type == "cuda" else []
+
+    def _get_rng(self) -> dict:
+        state = {"cpu": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            state["cuda"] = torch.cuda.get_rng_state(self.device)
+        return state
+
+    def _set_rng(self, state: dict) -> None:
+        torch.set_rng_state(state["cpu"])
+        if "cuda" in state:
+            torch.cuda.set_rng_state(state["cuda"], self.device)
+
     def step(self) -> StepRecord:
         if self.done:
             raise RuntimeError(f"the run is {self.status}; nothing to step")
+        with torch.random.fork_rng(devices=self._rng_devices()):
+            self._set_rng(self.rng_state)
+            rec = self._step()
+            self.rng_state = self._get_rng()
+        self._fire("on_step_end", rec)
+        if self._stop_requested and not self.done:
+            self.status, self.reason = "stopped", f"stopped by request after step {rec.step}"
+        if self.out_dir is not None and (self.done or time.perf_counter() - self._last_flush > FLUSH_SECONDS):
+            self.save()
+        if self.done:
+            self._fire("on_run_end")
+        return rec
+
+    def _step(self) -> StepRecord:
         cfg, s = self.cfg, self.step_index
         t0 = time.perf_counter()
         T = self.seq_len_at(s)
@@ -145,11 +177,6 @@ class Trainer:
         self._update_status(rec, diverged, last)
         rec.step_time_ms = (time.perf_counter() - t0) * 1e3  # the whole step, recording and evaluation included
         self.recorder.add(rec)
-        self._fire("on_step_end", rec)
-        if self.out_dir is not None and (self.done or time.perf_counter() - self._last_flush > FLUSH_SECONDS):
-            self.save()
-        if self.done:
-            self._fire("on_run_end")
         return rec
 
     def _read_diagnostics(self, res, step: int, T: int) -> dict[str, np.ndarray]:
@@ -203,8 +230,6 @@ class Trainer:
                            f"in {patience} evaluations")
         elif last:
             self.status, self.reason = "finished", f"all {self.cfg.steps} steps done"
-        elif self._stop_requested:
-            self.status, self.reason = "stopped", f"stopped by request after step {rec.step}"
 
     # --- whole runs ---------------------------------------------------------------
     def run(self, max_steps: int | None = None) -> str:

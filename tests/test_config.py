@@ -1,0 +1,57 @@
+import pytest
+
+from rnn_core.config import ConfigError, RunConfig, config_from_strings, make_config, parse_assignments
+
+
+def test_every_field_has_a_default_and_a_description():
+    for name, field in RunConfig.model_fields.items():
+        assert field.description, name
+    cfg = make_config()
+    assert cfg.task == "adding" and cfg.seq_len == 50
+
+
+@pytest.mark.parametrize("values, words", [
+    ({"seq_len": 1}, ["seq_len=1", "2..2000"]),
+    ({"seq_len": 5000}, ["seq_len=5000", "2..2000"]),
+    ({"hidden_size": 0}, ["hidden_size=0", "1..512"]),
+    ({"layers": 5}, ["layers=5", "1..4"]),
+    ({"batch_size": 2000}, ["batch_size=2000", "1..1024"]),
+    ({"steps": 0}, ["steps=0", "1..100000"]),
+    ({"cell": "transformer"}, ["cell='transformer'", "rnn, lstm, gru"]),
+    ({"optimizer": "lbfgs"}, ["optimizer='lbfgs'", "sgd"]),
+    ({"hidden": 3}, ["unknown key 'hidden'", "hidden_size"]),
+    ({"lr": "fast"}, ["lr='fast'"]),
+    ({"task": "copy", "seq_len": 15}, ["seq_len=15", "task=copy", "21..2000"]),
+    ({"task": "digits", "digits_mode": "row", "seq_len": 64}, ["must be 8"]),
+    ({"engine": "fused", "activation": "sigmoid"}, ["engine=fused", "sigmoid"]),
+    ({"residual": True}, ["residual", "layers"]),
+    ({"freeze": "input"}, ["freeze=input", "warm_start"]),
+    ({"warm_start": "../etc"}, ["not allowed"]),
+    ({"task": "charlm", "bidirectional": True}, ["bidirectional"]),
+    ({"task": "copy", "attention": "additive", "seq_len": 500}, ["attention=additive", "2..200"]),
+])
+def test_bad_values_get_one_clear_line(values, words):
+    with pytest.raises(ConfigError) as err:
+        make_config(values)
+    msg = str(err.value)
+    assert "\n" not in msg
+    for w in words:
+        assert w in msg, (w, msg)
+
+
+def test_strings_are_coerced_like_a_cli_or_url():
+    cfg = config_from_strings({"seq_len": "120", "bidirectional": "true", "lr": "3e-4", "cell": "gru"})
+    assert (cfg.seq_len, cfg.bidirectional, cfg.lr, cfg.cell) == (120, True, 3e-4, "gru")
+
+
+def test_parse_assignments():
+    assert parse_assignments(["cell=lstm", "seq_len = 50"]) == {"cell": "lstm", "seq_len": "50"}
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        parse_assignments(["cell"])
+
+
+def test_config_is_frozen_and_round_trips():
+    cfg = make_config(cell="lstm", clip=1.0)
+    with pytest.raises(Exception):
+        cfg.cell = "rnn"
+    assert make_config(cfg.model_dump()) == cfg

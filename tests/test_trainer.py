@@ -1,0 +1,178 @@
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from rnn_core.config import make_config
+from rnn_core.optim import clip_gradients, global_norm
+from rnn_core.store import load_run
+from rnn_core.trainer import Trainer
+
+
+def _metrics(tr):
+    return pd.DataFrame(tr.recorder.rows)
+
+
+def test_same_config_same_numbers():
+    cfg = make_config(cell="lstm", steps=8, seq_len=20, hidden_size=16, dropout=0.2, layers=2, input_noise=0.1)
+    a, b = Trainer(cfg), Trainer(cfg)
+    a.run(), b.run()
+    pd.testing.assert_frame_equal(_metrics(a).drop(columns="step_time_ms"), _metrics(b).drop(columns="step_time_ms"))
+    for k, v in a.recorder.stacked().items():
+        np.testing.assert_array_equal(v, b.recorder.stacked()[k])
+
+
+def test_records_every_n_steps_with_the_documented_shapes():
+    cfg = make_config(cell="gru", steps=10, seq_len=15, hidden_size=8, layers=2, bidirectional=True, record_every=3)
+    tr = Trainer(cfg)
+    tr.run()
+    arr = tr.recorder.stacked()
+    np.testing.assert_array_equal(arr["recorded_steps"], [0, 3, 6, 9])
+    assert arr["timestep_grads"].shape == (4, 4, 15) and arr["timestep_grads"].dtype == np.float64
+    assert arr["gate_mean"].shape == (4, 4, 3, 15)
+    assert arr["spectral_radius"].shape == (4, 4, 3)
+    m = _metrics(tr)
+    assert list(m.step) == list(range(10))
+    assert m.val_loss.notna().sum() == 2  # steps 0 and 9 (last) with eval_every=10
+
+
+def test_recorded_gradients_are_those_before_the_update():
+    """Step 0's record equals a fresh model's gradients on the same batch: the update came after."""
+    from rnn_core.model import build_model
+    from rnn_core.tasks import make_batch
+    from rnn_core.trainer import task_loss
+
+    cfg = make_config(cell="rnn", steps=2, seq_len=12, hidden_size=8)
+    tr = Trainer(cfg)
+    rec = tr.step()
+    model = build_model(cfg, tr.spec)
+    x, y = make_batch(cfg, torch.Generator().manual_seed(cfg.seed + 1_000_003), cfg.batch_size)
+    res = model(x, "unrolled", record=True)
+    task_loss(tr.spec, res.pred, y).backward()
+    np.testing.assert_allclose(rec.arrays["timestep_grads"][0], res.traces[0].read().grad_h, rtol=1e-5)
+    assert rec.grad_norm_pre_clip == pytest.approx(global_norm([p.grad for p in model.parameters()]), rel=1e-5)
+
+
+def test_clipping_by_norm_caps_the_norm_and_keeps_the_direction():
+    torch.manual_seed(0)
+    params = [torch.nn.Parameter(torch.randn(5, 3)) for _ in range(3)]
+    for p in params:
+        p.grad = torch.randn_like(p) * 10
+    before = torch.cat([p.grad.flatten() for p in params]).clone()
+    pre, post, fired = clip_gradients(make_config(clip=1.5), params)
+    after = torch.cat([p.grad.flatten() for p in params])
+    assert fired and pre == pytest.approx(float(before.double().norm()))
+    assert post <= 1.5 * (1 + 1e-6) and post == pytest.approx(1.5, rel=1e-6)
+    assert float(torch.nn.functional.cosine_similarity(before, after, dim=0)) == pytest.approx(1.0, abs=1e-6)
+    # below the threshold nothing changes
+    pre2, post2, fired2 = clip_gradients(make_config(clip=100.0), params)
+    assert not fired2 and pre2 == post2
+
+
+def test_clipping_by_value_clamps_each_entry():
+    p = torch.nn.Parameter(torch.zeros(4))
+    p.grad = torch.tensor([-3.0, 0.5, 2.0, -0.1])
+    pre, post, fired = clip_gradients(make_config(clip=1.0, clip_mode="value"), [p])
+    assert fired
+    torch.testing.assert_close(p.grad, torch.tensor([-1.0, 0.5, 1.0, -0.1]))
+    assert post == pytest.approx(float(torch.tensor([-1.0, 0.5, 1.0, -0.1]).double().norm()))
+
+
+def test_clipping_in_training_is_recorded():
+    tr = Trainer(make_config(steps=5, clip=1e-3, seq_len=10))
+    tr.run()
+    m = _metrics(tr)
+    assert m.clipped.all()
+    assert (m.grad_norm_post_clip <= 1e-3 * (1 + 1e-6)).all()
+    assert (m.grad_norm_pre_clip > m.grad_norm_post_clip).all()
+
+
+def test_divergence_stops_cleanly_and_keeps_the_history(tmp_path):
+    cfg = make_config(cell="rnn", activation="relu", init="identity", init_gain=3.0, optimizer="sgd", lr=10.0,
+                      steps=200, seq_len=60, hidden_size=16)
+    tr = Trainer(cfg, out_dir=tmp_path / "run")
+    status = tr.run()
+    assert status == "diverged" and tr.diverged_at is not None
+    m = _metrics(tr)
+    assert len(m) == tr.diverged_at + 1 and m.step.iloc[-1] == tr.diverged_at
+    assert tr.recorder.stacked()["timestep_grads"].shape[0] == tr.diverged_at + 1
+    saved = load_run(tmp_path / "run")
+    assert saved.status["status"] == "diverged" and saved.status["diverged_at"] == tr.diverged_at
+    assert len(saved.metrics) == tr.diverged_at + 1
+    with pytest.raises(RuntimeError):
+        tr.step()
+
+
+def test_stop_and_resume_give_the_same_numbers_as_an_uninterrupted_run(tmp_path):
+    cfg = make_config(cell="lstm", steps=12, seq_len=15, hidden_size=8, dropout=0.1, layers=2, eval_every=3)
+    whole = Trainer(cfg, out_dir=tmp_path / "whole")
+    whole.run()
+    part = Trainer(cfg, out_dir=tmp_path / "part")
+    part.run(max_steps=5)
+    part.stop()
+    assert json.loads((tmp_path / "part" / "status.json").read_text())["status"] == "stopped"
+    resumed = Trainer.resume(tmp_path / "part")
+    assert resumed.step_index == 5
+    resumed.run()
+    a, b = load_run(tmp_path / "whole"), load_run(tmp_path / "part")
+    pd.testing.assert_frame_equal(a.metrics.drop(columns="step_time_ms"), b.metrics.drop(columns="step_time_ms"))
+    np.testing.assert_array_equal(a.arrays["timestep_grads"], b.arrays["timestep_grads"])
+    assert b.status["status"] == "finished"
+
+
+def test_resume_can_extend_a_finished_run(tmp_path):
+    cfg = make_config(steps=4, seq_len=10, hidden_size=8)
+    Trainer(cfg, out_dir=tmp_path / "r").run()
+    tr = Trainer.resume(tmp_path / "r", steps=6)
+    tr.run()
+    assert len(load_run(tmp_path / "r").metrics) == 6
+
+
+def test_callbacks_see_every_step_and_can_stop_the_run():
+    tr = Trainer(make_config(steps=50, seq_len=10, hidden_size=8))
+    seen = []
+
+    def on_step(trainer, rec):
+        seen.append(rec.step)
+        if rec.step == 6:
+            trainer.request_stop()
+
+    ended = []
+    tr.add_callback("on_step_end", on_step)
+    tr.add_callback("on_run_end", lambda trainer: ended.append(trainer.status))
+    assert tr.run() == "stopped"
+    assert seen == list(range(7)) and ended == ["stopped"]
+
+
+def test_run_store_files(tmp_path):
+    cfg = make_config(cell="lstm", steps=6, seq_len=12, hidden_size=8)
+    Trainer(cfg, out_dir=tmp_path / "r").run()
+    run = load_run(tmp_path / "r")
+    for col in ["step", "loss", "val_loss", "grad_norm_pre_clip", "grad_norm_post_clip", "clipped", "lr", "step_time_ms"]:
+        assert col in run.metrics.columns
+    assert run.arrays["timestep_grads"].shape == (6, 1, 12) and run.arrays["timestep_grads"].dtype == np.float64
+    assert run.arrays["cell_grads"].shape == (6, 1, 12)
+    assert run.config == cfg.model_dump()
+    assert (tmp_path / "r" / "model.safetensors").is_file()
+    assert not list((tmp_path / "r").glob("*.tmp"))
+    from safetensors.torch import load_file
+
+    weights = load_file(tmp_path / "r" / "model.safetensors")
+    assert weights["layers.0.0.weight_hh"].shape == (32, 8)
+
+
+def test_flush_denormals_on_cpu():
+    Trainer(make_config(steps=1, seq_len=5))
+    assert float(torch.tensor([1e-40], dtype=torch.float32) * 1.0) == 0.0
+
+
+def test_cuda_request_without_cuda_is_a_clear_error():
+    from rnn_core.config import ConfigError
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(ConfigError, match="device=cuda is not available"):
+        Trainer(make_config(device="cuda"))
