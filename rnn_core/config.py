@@ -140,7 +140,7 @@ def format_validation_error(err: ValidationError) -> str:
         elif not loc:  # cross-field check: its message already names the keys
             parts.append(str(e["msg"]).removeprefix("Value error, "))
         else:
-            parts.append(f"{loc}={e.get('input')!r} is invalid ({_describe_allowed(loc)})")
+            parts.append(f"{loc}={e.get('input')} is invalid ({_describe_allowed(loc)})")
     return "; ".join(parts)
 
 
