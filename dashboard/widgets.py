@@ -1,0 +1,133 @@
+"""Sidebar widgets generated from the config schema, and the URL kept in step with them.
+
+`st.session_state["values"]` holds every field's value and outlives the widgets: Streamlit
+drops the state of a widget that is not drawn in a run, so a field hidden for one cell (say
+forget_bias for a GRU) would otherwise lose its value before it is shown again.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import streamlit as st
+
+from rnn_core import store
+from rnn_core.config import RunConfig
+from rnn_core.devices import available_devices, device_label
+
+from .schema import (MAIN_FIELDS, WidgetSpec, advanced_fields, build_config, forced_value, relevance,
+                     widget_specs)
+from .urlstate import query_from_values, values_from_query
+
+VALUES = "values"
+URL_WARNINGS = "url_warnings"
+URL_SNAPSHOT = "url_snapshot"
+
+
+def widget_key(name: str) -> str:
+    return f"w_{name}"
+
+
+def label(name: str) -> str:
+    return name.replace("_", " ")
+
+
+def init_values() -> None:
+    """First run of a session: the values come from the link, with a warning for what was ignored."""
+    if VALUES in st.session_state:
+        return
+    values, problems = values_from_query(st.query_params.to_dict())
+    st.session_state[VALUES] = values
+    st.session_state[URL_WARNINGS] = problems
+    st.session_state[URL_SNAPSHOT] = dict(values)
+
+
+def _float_step(spec: WidgetSpec) -> float:
+    if spec.default and spec.default > 0:
+        return 10.0 ** math.floor(math.log10(spec.default)) / 10  # lr 1e-3 -> 1e-4, gain 1 -> 0.1
+    return 0.01 if (spec.hi or 0) <= 1 else 0.05 if (spec.hi or 0) <= 10 else 0.5
+
+
+def _options(spec: WidgetSpec, value: Any) -> list:
+    if spec.name == "device":  # only devices this machine has
+        return ["auto", *available_devices()]
+    if spec.name == "warm_start":
+        runs = store.list_runs()
+        return ["", *runs] + ([value] if value and value not in runs else [])
+    return list(spec.options)
+
+
+def _draw(spec: WidgetSpec, value: Any, key: str, disabled: bool = False) -> Any:
+    """One widget for one field: Literal -> selectbox, bool -> toggle, bounded number -> input/slider."""
+    name, help_text = spec.name, spec.help
+    if key not in st.session_state:
+        st.session_state[key] = value
+    if spec.kind == "select" or spec.name == "warm_start":
+        opts = _options(spec, value)
+        if st.session_state[key] not in opts:
+            st.session_state[key] = opts[0]
+        fmt = device_label if name == "device" else (lambda v: v or "(none)") if name == "warm_start" else str
+        return st.selectbox(label(name), opts, key=key, help=help_text, format_func=fmt, disabled=disabled)
+    if spec.kind == "toggle":
+        return st.toggle(label(name), key=key, help=help_text, disabled=disabled)
+    if spec.kind == "int":
+        lo, hi = int(spec.lo), int(spec.hi)
+        if hi - lo <= 16:  # layers 1..4: a slider reads better than a spin box
+            return st.slider(label(name), lo, hi, step=1, key=key, help=help_text, disabled=disabled)
+        return st.number_input(label(name), min_value=lo, max_value=hi, step=1, key=key, help=help_text,
+                               disabled=disabled)
+    if spec.kind == "float":
+        step = _float_step(spec)
+        lo = step / 100 if spec.lo_exclusive else float(spec.lo)  # lr > 0: the smallest value offered
+        st.session_state[key] = float(st.session_state[key])
+        return st.number_input(label(name), min_value=lo, max_value=float(spec.hi), step=step, format="%g",
+                               key=key, help=help_text, disabled=disabled)
+    return st.text_input(label(name), key=key, help=help_text, disabled=disabled)
+
+
+def field_widget(name: str, values: dict) -> None:
+    """Draw the widget of `name` where it matters, a one-line note where it does not; store its value."""
+    spec = widget_specs()[name]
+    shown, note = relevance(name, values)
+    forced = forced_value(name, values)
+    if not shown:
+        st.caption(f"**{label(name)}**: not used, {note}.")
+        return
+    if forced is not None:
+        st.session_state[f"wf_{name}"] = forced  # before the widget: Streamlit forbids it after
+        _draw(spec, forced, f"wf_{name}", disabled=True)
+        st.caption(f"{label(name)} is fixed to {forced} by task={values['task']} ({values.get('digits_mode')}).")
+        return
+    values[name] = _draw(spec, values[name], widget_key(name))
+
+
+def config_sidebar() -> tuple[RunConfig | None, str | None]:
+    """All config widgets in the sidebar (the lesson's knobs on top, the rest in an expander).
+
+    Returns (config, None), or (None, the ConfigError message) for an invalid combination.
+    """
+    init_values()
+    values = st.session_state[VALUES]
+    with st.sidebar:
+        st.subheader("Experiment")
+        for name in MAIN_FIELDS:
+            field_widget(name, values)
+        with st.expander("Advanced settings"):
+            for name in advanced_fields():
+                field_widget(name, values)
+    cfg, err = build_config(values)
+    sync_url(values)
+    return cfg, err
+
+
+def sync_url(values: dict) -> None:
+    """Write the non-default values to the link (only when they changed: each write is a message)."""
+    wanted = query_from_values(values)
+    if wanted != st.query_params.to_dict():
+        st.query_params.from_dict(wanted)
+
+
+def url_warning() -> None:
+    problems = st.session_state.get(URL_WARNINGS) or []
+    if problems and st.session_state[VALUES] == st.session_state.get(URL_SNAPSHOT):
+        st.warning("The link had values that were ignored (those keys use their defaults): " + "; ".join(problems))
