@@ -32,7 +32,7 @@ def lr_factor(cfg: RunConfig, step: int) -> float:
     """Multiplier of cfg.lr at `step` (0-based): linear warm-up, then the schedule over the remaining steps."""
     if step < cfg.warmup_steps:
         return (step + 1) / cfg.warmup_steps
-    span = max(1, cfg.steps - cfg.warmup_steps)
+    span = max(1, cfg.steps - cfg.warmup_steps - 1)  # the last step reaches the schedule's final value
     p = min(1.0, (step - cfg.warmup_steps) / span)  # progress through the schedule, 0..1
     if cfg.schedule == "step":
         return 0.1 ** sum(p >= m for m in STEP_MILESTONES)
