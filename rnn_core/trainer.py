@@ -83,6 +83,7 @@ class Trainer:
         self.callbacks: dict[str, list[Callable]] = defaultdict(list)
         self._stop_requested = False
         self._last_flush = 0.0
+        self._save_seconds = 0.0  # how long the last save took
         if self.out_dir is not None:
             store.atomic_write_json(self.out_dir / "config.json", cfg.model_dump())
             self._write_status()
@@ -136,7 +137,10 @@ class Trainer:
         self._fire("on_step_end", rec)
         if self._stop_requested and not self.done:
             self.status, self.reason = "stopped", f"stopped by request after step {rec.step}"
-        if self.out_dir is not None and (self.done or time.perf_counter() - self._last_flush > FLUSH_SECONDS):
+        # Saving rewrites whole files (atomically), so its cost grows with the run: space saves out so
+        # they never take more than ~5% of the time.
+        wait = max(FLUSH_SECONDS, 20 * self._save_seconds)
+        if self.out_dir is not None and (self.done or time.perf_counter() - self._last_flush > wait):
             self.save()
         if self.done:
             self._fire("on_run_end")
@@ -271,11 +275,13 @@ class Trainer:
             return
         from .checkpoint import save_checkpoint
 
+        t0 = time.perf_counter()
         self.recorder.write(self.out_dir)
         store.atomic_save_safetensors(self.out_dir / "model.safetensors", self.model.state_dict())
         save_checkpoint(self)
         self._write_status()
         self._last_flush = time.perf_counter()
+        self._save_seconds = self._last_flush - t0
 
     @classmethod
     def resume(cls, out_dir: str | Path, steps: int | None = None) -> "Trainer":
