@@ -129,10 +129,28 @@ def fused_supported(cell: str, activation: str) -> bool:
 
 
 # --- reading the traces after backward -------------------------------------------
+#
+# Everything below works on the device, in float32, in place where it can, and hands each
+# trace's arrays to the host in one transfer: on a GPU every .cpu() is a sync.
+
+NORM_SAFE = (1e-10, 1e15)  # a float32 sum of squares is exact to ~1e-7 while the norm stays in this band
+
+
+def _norms_t(g: Tensor) -> Tensor:
+    # (T, B, H) -> (T,) float64. A vanished gradient underflows a float32 sum of squares (|g| < 1e-19),
+    # so rows outside NORM_SAFE are summed again in float64. On CPU that check is free; on a GPU it
+    # would be a sync, and there the float64 reduction is memory-bound anyway, so it is always used.
+    if g.dtype == torch.float64 or g.device.type != "cpu":
+        return torch.linalg.vector_norm(g, dim=(1, 2), dtype=torch.float64)
+    n = torch.linalg.vector_norm(g, dim=(1, 2)).double()  # 5x cheaper than a float64 reduction on CPU
+    bad = ~((n > NORM_SAFE[0]) & (n < NORM_SAFE[1]))
+    if bad.any():
+        n[bad] = torch.linalg.vector_norm(g[bad], dim=(1, 2), dtype=torch.float64)
+    return n
+
 
 def _norms(g: Tensor) -> np.ndarray:
-    # (T, B, H) -> (T,) in float64: a vanished gradient underflows a float32 sum of squares.
-    return torch.linalg.vector_norm(g, dim=(1, 2), dtype=torch.float64).cpu().numpy()
+    return _norms_t(g).cpu().numpy()
 
 
 def _grad_or_zeros(t: Tensor) -> Tensor:
@@ -141,99 +159,159 @@ def _grad_or_zeros(t: Tensor) -> Tensor:
 
 def _read_unrolled(tr: LayerTrace) -> LayerReadout:
     G = torch.stack([_grad_or_zeros(h) for h in tr.hs])  # (T, B, H) total ∂L/∂h_t
-    grad_c = _norms(torch.stack([_grad_or_zeros(c) for c in tr.cs])) if tr.cs else None
-    return _readout(tr, G, grad_c, tr.gates, tr.out.detach())
+    dc = torch.stack([_grad_or_zeros(c) for c in tr.cs]) if tr.cs else None
+    return _readout(tr, G, dc, tr.gates, tr.out.detach())
 
 
 def _read_fused(tr: LayerTrace) -> LayerReadout:
     layer, out = tr.layer, tr.out.detach()
-    H = layer.hidden_size
     direct = _grad_or_zeros(tr.out)  # (T, B, H): what reaches h_t from the loss or the layer above
     through = tr.probe.grad if tr.probe.grad is not None else torch.zeros_like(tr.probe)
     if layer.cell == "rnn":
         return _readout(tr, _shift_add(direct, through), None, None, out)
 
+    T, B, H = out.shape
     w_ih, w_hh, b_ih, b_hh = (w.detach() for w in layer.weights())
-    h_prev = torch.cat([tr.h0.detach()[None], out[:-1]])  # (T, B, H): h_{t-1} for every t
-    gi = tr.x @ w_ih.T + b_ih  # (T, B, G·H), all steps in one matmul
-    gh = h_prev @ w_hh.T + b_hh  # (T, B, G·H)
+    x2d = tr.x.reshape(T * B, -1)  # (T·B, I)
 
     if layer.cell == "lstm":
-        i, f, g, o = (gi + gh).chunk(4, 2)
-        i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
+        # Gate pre-activations of every step in two matmuls, written into one (T, B, 4H) buffer
+        # that the activations then overwrite in place: no per-gate copies.
+        pre = torch.addmm(b_ih + b_hh, x2d, w_ih.T).view(T, B, 4 * H)
+        _add_recurrent(pre, out, tr.h0.detach(), w_hh)
+        gates = pre.view(T, B, 4, H)
+        gates[:, :, :2].sigmoid_()  # i, f
+        gates[:, :, 2].tanh_()  # g
+        gates[:, :, 3].sigmoid_()  # o
+        i, f, g, o = gates.unbind(2)  # (T, B, H) views
         Gh = _shift_add(direct, through)
         # c_t = f_t c_{t-1} + i_t g_t, then ∂L/∂c_t = ∂L/∂h_t o_t (1 − tanh² c_t) + f_{t+1} ∂L/∂c_{t+1}
-        c = _scan_forward(f, i * g)  # (T, B, H)
-        local = Gh * o * (1 - torch.tanh(c) ** 2)
-        dc = _scan_reverse(local, f)
-        return _readout(tr, Gh, _norms(dc), torch.stack([i, f, g, o], 2), out)
+        c = linear_scan(f, i * g)  # (T, B, H)
+        local = torch.tanh(c).square_().neg_().add_(1).mul_(o).mul_(Gh)
+        dc = linear_scan(f, local, reverse=True)
+        return _readout(tr, Gh, dc, gates, out)
 
     # GRU: the probe gives δ_r, δ_z, δ_n of step t; ∂L/∂h_{t-1} also has the direct path z_t ⊙ G_t.
-    i_r, i_z, i_n = gi.chunk(3, 2)
-    h_r, h_z, h_n = gh.chunk(3, 2)
-    r = torch.sigmoid(i_r + h_r)
-    z = torch.sigmoid(i_z + h_z)
-    n = torch.tanh(i_n + r * h_n)
-    d_r, d_z, d_n = through.chunk(3, 2)
-    via_gates = torch.cat([d_r, d_z, r * d_n], 2) @ w_hh  # (T, B, H): W_hr^T δ_r + W_hz^T δ_z + W_hn^T (r ⊙ δ_n)
-    a = _shift_add(direct, via_gates)
-    Gh = _scan_reverse(a, z)  # G_{t-1} = a_{t-1} + z_t ⊙ G_t
-    return _readout(tr, Gh, None, torch.stack([r, z, n], 2), out)
+    gi = torch.addmm(b_ih, x2d, w_ih.T).view(T, B, 3 * H)  # becomes the gates r, z, n in place
+    gh = torch.empty_like(gi)  # W_h· h_{t-1} + b_h·
+    torch.addmm(b_hh, tr.h0.detach(), w_hh.T, out=gh[0])
+    torch.addmm(b_hh, out[:-1].reshape(-1, H), w_hh.T, out=gh[1:].view(-1, 3 * H))
+    gi[..., :2 * H].add_(gh[..., :2 * H]).sigmoid_()  # r, z
+    r, z = gi[..., :H], gi[..., H:2 * H]
+    gi[..., 2 * H:].add_(gh[..., 2 * H:].mul_(r)).tanh_()  # n = tanh(i_n + r ⊙ h_n)
+    tv, r2d = through.view(T * B, 3 * H), gi.view(T * B, 3 * H)[:, :H]
+    via = tv[:, :2 * H] @ w_hh[:2 * H]  # (T·B, H): W_hr^T δ_r + W_hz^T δ_z (strided rows: no copy)
+    via.addmm_(r2d * tv[:, 2 * H:], w_hh[2 * H:])  # + W_hn^T (r ⊙ δ_n)
+    a = _shift_add(direct, via.view(T, B, H))
+    Gh = linear_scan(z, a, reverse=True)  # G_{t-1} = a_{t-1} + z_t ⊙ G_t
+    return _readout(tr, Gh, None, gi.view(T, B, 3, H), out)
+
+
+def _add_recurrent(pre: Tensor, out: Tensor, h0: Tensor, w_hh: Tensor) -> None:
+    # pre (T, B, G·H) += W_hh h_{t-1} for every t, h_{-1} = h0, without building the shifted copy of out
+    T, B, H = out.shape
+    pre[0].addmm_(h0, w_hh.T)
+    pre[1:].view(-1, pre.shape[-1]).addmm_(out[:-1].reshape(-1, H), w_hh.T)
 
 
 def _shift_add(direct: Tensor, through: Tensor) -> Tensor:
-    # ∂L/∂h_t = direct[t] + through[t+1], with through[T] = 0
-    total = direct.clone()
-    total[:-1] += through[1:]
+    # ∂L/∂h_t = direct[t] + through[t+1], with through[T] = 0; one pass, a new tensor
+    total = torch.empty_like(direct)
+    torch.add(direct[:-1], through[1:], out=total[:-1])
+    total[-1] = direct[-1]
     return total
 
 
-def _scan_forward(decay: Tensor, inp: Tensor) -> Tensor:
-    # s_t = decay_t ⊙ s_{t-1} + inp_t, s_{-1} = 0; (T, B, H)
-    s = torch.zeros_like(inp[0])
-    out = []
-    for d_t, u_t in zip(decay.unbind(0), inp.unbind(0)):
-        s = d_t * s + u_t
-        out.append(s)
-    return torch.stack(out)
+def linear_scan(decay: Tensor, inp: Tensor, reverse: bool = False, parallel: bool | None = None) -> Tensor:
+    """Solve the diagonal linear recurrence, (T, ...) tensors; `inp` may be overwritten.
+
+    forward: s_0 = inp_0,         s_t = inp_t + decay_t ⊙ s_{t-1}
+    reverse: s_{T-1} = inp_{T-1}, s_t = inp_t + decay_{t+1} ⊙ s_{t+1}
+
+    On CPU a loop of one fused op per step (T small ops, no allocations) is fastest. On a GPU
+    those would be T kernel launches, so there it is a log-depth Hillis-Steele scan:
+    ⌈log2 T⌉ rounds of whole-tensor ops.
+    """
+    if parallel is None:
+        parallel = inp.device.type != "cpu"
+    if parallel:
+        return _scan_parallel(decay, inp, reverse)
+    s, d = inp.unbind(0), decay.unbind(0)  # unbind, not s[t]: views made once, O(T) not O(T²)
+    T = len(s)
+    if reverse:
+        for t in range(T - 2, -1, -1):
+            s[t].addcmul_(d[t + 1], s[t + 1])
+    else:
+        for t in range(1, T):
+            s[t].addcmul_(d[t], s[t - 1])
+    return inp
 
 
-def _scan_reverse(a: Tensor, decay: Tensor) -> Tensor:
-    # s_t = a_t + decay_{t+1} ⊙ s_{t+1}, s_{T-1} = a_{T-1}; (T, B, H)
-    a_list, d_list = a.unbind(0), decay.unbind(0)
-    T = len(a_list)
-    out = [None] * T
-    s = a_list[T - 1]
-    out[T - 1] = s
-    for t in range(T - 2, -1, -1):
-        s = a_list[t] + d_list[t + 1] * s
-        out[t] = s
-    return torch.stack(out)
+def _scan_parallel(decay: Tensor, inp: Tensor, reverse: bool) -> Tensor:
+    if reverse:  # s'_u = inp'_u + decay'_u s'_{u-1} with u = T-1-t and decay'_u = decay_{t+1}
+        return _scan_parallel(decay.flip(0).roll(1, 0), inp.flip(0), False).flip(0)
+    s, d = inp, decay
+    k, T = 1, inp.shape[0]
+    while k < T:  # after this round, s_t holds the terms back to t-2k+1 and d_t their decay product
+        s = torch.cat([s[:k], torch.addcmul(s[k:], d[k:], s[:-k])])
+        if 2 * k < T:
+            d = torch.cat([d[:k], d[k:] * d[:-k]])
+        k *= 2
+    return s
 
 
-def _readout(tr: LayerTrace, Gh: Tensor, grad_c, gates: Tensor | None, out: Tensor) -> LayerReadout:
-    gate_mean = gate_sat = None
-    if gates is not None:  # (T, B, G, H)
-        gates = gates.float()
-        gate_mean = gates.mean((1, 3)).T.double().cpu().numpy()  # (G, T)
-        sat = torch.zeros_like(gates, dtype=torch.bool)
-        for k, name in enumerate(GATES[tr.layer.cell]):
-            g = gates[:, :, k]
-            sat[:, :, k] = g.abs() > SAT_TANH if name in ("g", "n") else (g < SAT_SIGMOID[0]) | (g > SAT_SIGMOID[1])
-        gate_sat = sat.float().mean((1, 3)).T.double().cpu().numpy()
-    return LayerReadout(_norms(Gh), grad_c, gate_mean, gate_sat, hidden_saturation(out, tr.layer))
+def _readout(tr: LayerTrace, Gh: Tensor, dc: Tensor | None, gates: Tensor | None, out: Tensor) -> LayerReadout:
+    # Gh, dc (T, B, H); gates (T, B, G, H) activations. Reduce on the device, then one transfer.
+    parts: dict[str, Tensor] = {"grad_h": _norms_t(Gh)}  # (T,)
+    if dc is not None:
+        parts["grad_c"] = _norms_t(dc)
+    if gates is not None:
+        parts["gate_mean"] = gates.mean((1, 3)).T  # (G, T)
+        center, band = _saturation_band(tr.layer.cell, gates)
+        parts["gate_saturation"] = torch.sub(gates, center).abs_().gt_(band).mean((1, 3)).T  # (G, T)
+    hs = hidden_saturation_t(out, tr.layer)
+    if hs is not None:
+        parts["hidden_saturation"] = hs
+    arrays = _to_host(parts)
+    if hs is None:  # a linear RNN cannot saturate: NaN
+        arrays["hidden_saturation"] = np.full(out.shape[0], np.nan)
+    return LayerReadout(arrays["grad_h"], arrays.get("grad_c"), arrays.get("gate_mean"),
+                        arrays.get("gate_saturation"), arrays["hidden_saturation"])
+
+
+def _saturation_band(cell: str, gates: Tensor) -> tuple[Tensor, Tensor]:
+    # A sigmoid gate is saturated outside [0.05, 0.95], i.e. |σ − 0.5| > 0.45; a tanh gate when |g| > 0.95.
+    lo, hi = SAT_SIGMOID
+    center = [0.0 if name in ("g", "n") else (lo + hi) / 2 for name in GATES[cell]]
+    band = [SAT_TANH if name in ("g", "n") else (hi - lo) / 2 for name in GATES[cell]]
+    as_t = lambda v: torch.tensor(v, dtype=gates.dtype, device=gates.device)[:, None]  # (G, 1)
+    return as_t(center), as_t(band)
+
+
+def _to_host(parts: dict[str, Tensor]) -> dict[str, np.ndarray]:
+    # one float64 buffer, one device-to-host copy
+    flat = torch.cat([p.reshape(-1).double() for p in parts.values()]).cpu().numpy()
+    out, k = {}, 0
+    for name, p in parts.items():
+        out[name] = flat[k:k + p.numel()].reshape(tuple(p.shape))
+        k += p.numel()
+    return out
+
+
+def hidden_saturation_t(out: Tensor, layer: RecurrentLayer) -> Tensor | None:
+    # (T, B, H) -> (T,) on the device; None for a linear RNN
+    act = layer.activation if layer.cell == "rnn" else "tanh"
+    if act == "relu":
+        return out.le(0).sum((1, 2)) / out[0].numel()
+    if act == "sigmoid":
+        return out.sub(sum(SAT_SIGMOID) / 2).abs_().gt_((SAT_SIGMOID[1] - SAT_SIGMOID[0]) / 2).mean((1, 2))
+    if act == "linear":
+        return None
+    return out.abs().gt_(SAT_TANH).mean((1, 2))
 
 
 def hidden_saturation(out: Tensor, layer: RecurrentLayer) -> np.ndarray:
     """(T,) fraction of saturated units: |h| > 0.95 for tanh-like states, sigmoid outside [0.05, 0.95],
     and for relu the dead fraction (h == 0, no gradient passes). A linear RNN cannot saturate: NaN."""
-    act = layer.activation if layer.cell == "rnn" else "tanh"
-    if act == "relu":
-        frac = (out <= 0).float().mean((1, 2))
-    elif act == "sigmoid":
-        frac = ((out < SAT_SIGMOID[0]) | (out > SAT_SIGMOID[1])).float().mean((1, 2))
-    elif act == "linear":
-        return np.full(out.shape[0], np.nan)
-    else:
-        frac = (out.abs() > SAT_TANH).float().mean((1, 2))
-    return frac.double().cpu().numpy()
+    frac = hidden_saturation_t(out, layer)
+    return np.full(out.shape[0], np.nan) if frac is None else frac.double().cpu().numpy()
