@@ -14,7 +14,6 @@ from typing import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 FLOOR = 1e-300  # an exact zero (e.g. a gradient flushed to 0) is shown as this value
 HORIZON_RATIO = 1e-3  # the memory horizon ends where the gradient drops below 1e-3 of its last value
@@ -125,21 +124,23 @@ def _hline(steps: np.ndarray, y: float, name: str) -> go.Scatter:
                       hovertemplate=f"{name}<extra></extra>")
 
 
-def _layout(fig: go.Figure, title: str, x: str, y: str, log_y: bool = False, uirev: str = "") -> go.Figure:
-    fig.update_layout(title=dict(text=title, x=0.0, font=dict(size=15)), height=HEIGHT,
-                      margin=dict(l=60, r=20, t=45, b=45), uirevision=uirev or title,
-                      legend=dict(orientation="h", yanchor="top", y=-0.2, x=0))
-    fig.update_xaxes(title_text=x)
-    fig.update_yaxes(title_text=y, type="log" if log_y else "linear", exponentformat="power")
-    return fig
+def _layout(title: str, x: str, y: str, log_y: bool = False, uirev: str = "", **extra) -> dict:
+    """The shared layout as one dict: passed to go.Figure at construction, because plotly's
+    update_layout / update_xaxes walk and validate the tree again (3/4 of a heatmap's build time)."""
+    return dict(title=dict(text=title, x=0.0, font=dict(size=15)), height=HEIGHT,
+                margin=dict(l=60, r=20, t=45, b=45), uirevision=uirev or title,
+                legend=dict(orientation="h", yanchor="top", y=-0.2, x=0),
+                xaxis=dict(title=dict(text=x)),
+                yaxis=dict(title=dict(text=y), type="log" if log_y else "linear", exponentformat="power"), **extra)
 
 
 def empty_figure(title: str, x: str = "", y: str = "", log_y: bool = False, note: str = "Press Train") -> go.Figure:
     """A chart frame drawn at page load: it loads plotly.js before the first data arrives."""
-    fig = go.Figure()
-    fig.add_annotation(text=note, showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5,
-                       font=dict(size=14, color="#888"))
-    return _layout(fig, title, x, y, log_y)
+    layout = _layout(title, x, y, log_y, annotations=[dict(text=note, showarrow=False, xref="paper", yref="paper",
+                                                           x=0.5, y=0.5, font=dict(size=14, color="#888"))])
+    layout["xaxis"].update(showticklabels=False, showgrid=False, zeroline=False)
+    layout["yaxis"].update(showticklabels=False, showgrid=False, zeroline=False)
+    return go.Figure(layout=layout)
 
 
 def direction_labels(ld: int, directions: int) -> list[str]:
@@ -169,12 +170,12 @@ def gradient_heatmap(grads: np.ndarray, steps: np.ndarray, title: str = "‖∂L
     if len(real) < len(finite):  # some exact zeros: say so on the lowest tick
         ticktext[0] = f"≤{ticktext[0]} (0 → {FLOOR:g})"
     binned = len(t) < grads.shape[-1]
-    fig = go.Figure(go.Heatmap(
+    return go.Figure(go.Heatmap(
         z=z, x=t, y=np.asarray(steps)[rows], customdata=np.power(10.0, z), zmin=zmin, zmax=zmax,
         colorscale="Viridis", colorbar=dict(title=dict(text="‖∂L/∂h_t‖"), tickvals=tickvals, ticktext=ticktext),
         hovertemplate=("t = %{x}" + (" (bin start)" if binned else "") +
-                       "<br>step %{y}<br>‖∂L/∂h_t‖ = %{customdata:.3e}<extra></extra>")))
-    return _layout(fig, title, "timestep t", "training step", uirev="heatmap")
+                       "<br>step %{y}<br>‖∂L/∂h_t‖ = %{customdata:.3e}<extra></extra>")),
+        layout=_layout(title, "timestep t", "training step", uirev="heatmap"))
 
 
 def gradient_profile(profile: np.ndarray, spectral_radius: np.ndarray | None, cell: str, directions: int = 1,
@@ -188,22 +189,22 @@ def gradient_profile(profile: np.ndarray, spectral_radius: np.ndarray | None, ce
     labels = direction_labels(len(profile), directions)
     block = CANDIDATE_BLOCK.get(cell, 0)
     block_name = {"lstm": "candidate block g", "gru": "candidate block n"}.get(cell, "W_hh")
-    fig = go.Figure()
+    traces = []
     t = np.arange(profile.shape[-1])
     for k, (row, label) in enumerate(zip(profile, labels)):
         colour = COLOURS[k % len(COLOURS)]
         shown = np.where(row == 0, FLOOR, row)  # an exact zero sits at the floor, not in a gap
-        fig.add_trace(go.Scatter(x=t, y=_finite_or_none(shown), mode="lines", name=label, line=dict(color=colour),
+        traces.append(go.Scatter(x=t, y=_finite_or_none(shown), mode="lines", name=label, line=dict(color=colour),
                                  hovertemplate="t = %{x}<br>‖∂L/∂h_t‖ = %{y:.3e}<extra>" + label + "</extra>"))
         if spectral_radius is not None:
             gamma = float(np.asarray(spectral_radius)[k, block])
             env = linear_envelope(row, gamma, reverse=(directions == 2 and k % 2 == 1))
-            fig.add_trace(go.Scatter(
+            traces.append(go.Scatter(
                 x=t, y=_finite_or_none(env), mode="lines", line=dict(color=colour, dash="dash", width=1.5),
                 name=f"ideal linear RNN γ^(T−t)·‖∂L/∂h_T‖, γ={gamma:.3g} ({block_name}, {label})",
                 hovertemplate="t = %{x}<br>envelope = %{y:.3e}<extra></extra>"))
     title = "Latest gradient profile" + (f" (step {step})" if step is not None else "")
-    return _layout(fig, title, "timestep t", "‖∂L/∂h_t‖ (log)", log_y=True, uirev="profile")
+    return go.Figure(traces, layout=_layout(title, "timestep t", "‖∂L/∂h_t‖ (log)", log_y=True, uirev="profile"))
 
 
 # --- 3. gates and saturation ------------------------------------------------------------------
@@ -213,20 +214,22 @@ def gates_figure(gate_mean: np.ndarray, gate_saturation: np.ndarray, cell: str, 
     gate_mean, gate_saturation: (G, T) for one layer and direction.
     """
     names = GATE_NAMES.get(cell, tuple(f"gate {k}" for k in range(len(gate_mean))))
-    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
-                        subplot_titles=("mean activation", "saturated fraction"))
     t = np.arange(np.asarray(gate_mean).shape[-1])
+    traces = []
     for k, name in enumerate(names):
         c = COLOURS[k % len(COLOURS)]
-        fig.add_trace(go.Scatter(x=t, y=_finite_or_none(gate_mean[k]), name=name, line=dict(color=c),
-                                 legendgroup=name), row=1, col=1)
-        fig.add_trace(go.Scatter(x=t, y=_finite_or_none(gate_saturation[k]), name=name, line=dict(color=c, dash="dot"),
-                                 legendgroup=name, showlegend=False), row=2, col=1)
-    fig.update_yaxes(range=[-0.05, 1.05], row=2, col=1)
-    _layout(fig, f"Gates{' — ' + label if label else ''}", "", "")
-    fig.update_xaxes(title_text="timestep t", row=2, col=1)
-    fig.update_layout(height=HEIGHT + 60)
-    return fig
+        traces.append(go.Scatter(x=t, y=_finite_or_none(gate_mean[k]), name=name, line=dict(color=c), legendgroup=name,
+                                 xaxis="x", yaxis="y"))
+        traces.append(go.Scatter(x=t, y=_finite_or_none(gate_saturation[k]), name=name, line=dict(color=c, dash="dot"),
+                                 legendgroup=name, showlegend=False, xaxis="x2", yaxis="y2"))
+    # two stacked panels sharing t, laid out by hand (make_subplots costs more than the traces)
+    layout = _layout(f"Gates{' — ' + label if label else ''}", "", "mean activation", uirev="gates")
+    layout.update(height=HEIGHT + 60, legend=dict(orientation="h", yanchor="top", y=-0.15, x=0))
+    layout["xaxis"].update(anchor="y", domain=[0, 1], matches="x2", showticklabels=False)
+    layout["yaxis"].update(domain=[0.55, 1.0])
+    layout["xaxis2"] = dict(anchor="y2", domain=[0, 1], title=dict(text="timestep t"))
+    layout["yaxis2"] = dict(anchor="x2", domain=[0.0, 0.45], range=[-0.05, 1.05], title=dict(text="saturated fraction"))
+    return go.Figure(traces, layout=layout)
 
 
 def saturation_figure(hidden_saturation: np.ndarray, activation: str, directions: int = 1) -> go.Figure:
@@ -234,15 +237,15 @@ def saturation_figure(hidden_saturation: np.ndarray, activation: str, directions
     or, for relu, dead (h = 0), per timestep and layer. A linear cell has no saturation (NaN)."""
     sat = np.asarray(hidden_saturation, dtype=np.float64)
     what = {"relu": "dead fraction (h = 0)", "linear": "no saturation for a linear cell"}.get(activation, "saturated fraction")
-    fig = go.Figure()
     t = np.arange(sat.shape[-1])
-    for k, label in enumerate(direction_labels(len(sat), directions)):
-        fig.add_trace(go.Scatter(x=t, y=_finite_or_none(sat[k]), name=label, line=dict(color=COLOURS[k % len(COLOURS)])))
+    traces = [go.Scatter(x=t, y=_finite_or_none(sat[k]), name=label, line=dict(color=COLOURS[k % len(COLOURS)]))
+              for k, label in enumerate(direction_labels(len(sat), directions))]
+    notes = []
     if activation == "linear" or not np.isfinite(sat).any():
-        fig.add_annotation(text="a linear cell never saturates", showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5)
-    _layout(fig, f"Hidden state: {what}", "timestep t", "fraction of units", uirev="saturation")
-    fig.update_yaxes(range=[-0.05, 1.05])
-    return fig
+        notes.append(dict(text="a linear cell never saturates", showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5))
+    layout = _layout(f"Hidden state: {what}", "timestep t", "fraction of units", uirev="saturation", annotations=notes)
+    layout["yaxis"]["range"] = [-0.05, 1.05]
+    return go.Figure(traces, layout=layout)
 
 
 # --- 4. attention --------------------------------------------------------------------------------
@@ -250,11 +253,11 @@ def attention_figure(attention: np.ndarray, step: int | None = None) -> go.Figur
     """Mean attention weights: queries on y (the last ones for every-step tasks), timesteps on x."""
     a = np.asarray(attention, dtype=np.float64)
     Q = a.shape[0]
-    fig = go.Figure(go.Heatmap(z=a, x=np.arange(a.shape[-1]), y=np.arange(Q) - Q + 1 if Q > 1 else ["end"],
+    return go.Figure(go.Heatmap(z=a, x=np.arange(a.shape[-1]), y=np.arange(Q) - Q + 1 if Q > 1 else ["end"],
                                colorscale="Blues", zmin=0.0, colorbar=dict(title=dict(text="weight")),
-                               hovertemplate="key t = %{x}<br>query %{y}<br>weight %{z:.3f}<extra></extra>"))
-    return _layout(fig, "Attention" + (f" (step {step})" if step is not None else ""), "key timestep t",
-                   "query (relative to the last step)", uirev="attention")
+                               hovertemplate="key t = %{x}<br>query %{y}<br>weight %{z:.3f}<extra></extra>"),
+                     layout=_layout("Attention" + (f" (step {step})" if step is not None else ""), "key timestep t",
+                                    "query (relative to the last step)", uirev="attention"))
 
 
 # --- 5. clipping -------------------------------------------------------------------------------
@@ -265,22 +268,22 @@ def clipping_figure(steps: np.ndarray, pre: np.ndarray, post: np.ndarray, clippe
     steps, pre, post = np.asarray(steps), np.asarray(pre, dtype=np.float64), np.asarray(post, dtype=np.float64)
     clipped = np.asarray(clipped, dtype=bool)
     idx = thin_indices(len(steps), max_points)
-    fig = go.Figure()
-    fig.add_trace(go.Scatter(x=steps[idx], y=_finite_or_none(pre[idx]), mode="lines", name="before clipping",
-                             line=dict(color=COLOURS[0])))
-    fig.add_trace(go.Scatter(x=steps[idx], y=_finite_or_none(post[idx]), mode="lines", name="after clipping",
-                             line=dict(color=COLOURS[2])))
+    traces = [go.Scatter(x=steps[idx], y=_finite_or_none(pre[idx]), mode="lines", name="before clipping",
+                         line=dict(color=COLOURS[0])),
+              go.Scatter(x=steps[idx], y=_finite_or_none(post[idx]), mode="lines", name="after clipping",
+                         line=dict(color=COLOURS[2]))]
     hit = np.flatnonzero(clipped)
     hit = hit[thin_indices(len(hit), max_points)]
-    fig.add_trace(go.Scatter(x=steps[hit], y=_finite_or_none(pre[hit]), mode="markers", name="clipping fired",
+    traces.append(go.Scatter(x=steps[hit], y=_finite_or_none(pre[hit]), mode="markers", name="clipping fired",
                              marker=dict(color=COLOURS[1], symbol="x", size=7)))
+    notes = []
     if clip > 0 and clip_mode == "norm":
-        fig.add_trace(_hline(steps, clip, f"threshold {clip:g}"))
+        traces.append(_hline(steps, clip, f"threshold {clip:g}"))
     elif clip > 0:
-        fig.add_annotation(text=f"value mode clamps each entry to ±{clip:g}: no global threshold", showarrow=False,
-                           xref="paper", yref="paper", x=0.01, y=0.98, xanchor="left")
-    return _layout(fig, "Clipping telemetry: global gradient norm", "training step", "‖∇θ L‖ (log)", log_y=True,
-                   uirev="clipping")
+        notes.append(dict(text=f"value mode clamps each entry to ±{clip:g}: no global threshold", showarrow=False,
+                          xref="paper", yref="paper", x=0.01, y=0.98, xanchor="left"))
+    return go.Figure(traces, layout=_layout("Clipping telemetry: global gradient norm", "training step",
+                                            "‖∇θ L‖ (log)", log_y=True, uirev="clipping", annotations=notes))
 
 
 # --- 6. loss -------------------------------------------------------------------------------------
@@ -291,13 +294,12 @@ def loss_figure(steps: np.ndarray, loss: np.ndarray, val_loss: np.ndarray, basel
     idx = thin_indices(len(steps), max_points)
     has_val = np.flatnonzero(np.isfinite(val))
     has_val = has_val[thin_indices(len(has_val), max_points)]
-    fig = go.Figure()
-    fig.add_trace(go.Scatter(x=steps[idx], y=_finite_or_none(loss[idx]), mode="lines", name="train",
-                             line=dict(color=COLOURS[0])))
-    fig.add_trace(go.Scatter(x=steps[has_val], y=_finite_or_none(val[has_val]), mode="lines+markers", name="validation",
-                             line=dict(color=COLOURS[4]), marker=dict(size=4)))
-    fig.add_trace(_hline(steps, baseline, f"baseline: {baseline_name}"))
-    return _layout(fig, "Loss", "training step", "loss (log)", log_y=True, uirev="loss")
+    traces = [go.Scatter(x=steps[idx], y=_finite_or_none(loss[idx]), mode="lines", name="train",
+                         line=dict(color=COLOURS[0])),
+              go.Scatter(x=steps[has_val], y=_finite_or_none(val[has_val]), mode="lines+markers", name="validation",
+                         line=dict(color=COLOURS[4]), marker=dict(size=4)),
+              _hline(steps, baseline, f"baseline: {baseline_name}")]
+    return go.Figure(traces, layout=_layout("Loss", "training step", "loss (log)", log_y=True, uirev="loss"))
 
 
 def clipped_fraction(clipped: Sequence[bool]) -> float:

@@ -1,14 +1,17 @@
 """The Explore page: sidebar knobs, Train / Stop / Resume, and the live panel.
 
 Training happens in `@st.fragment(run_every=TICK_INTERVAL_S)` ticks on the script thread
-(never st.* from a thread of our own). The fragment ticks only while a run is running: the
-timer is set when the page is drawn, so starting and ending a run reruns the whole page.
+(never st.* from a thread of our own). The fragment ticks only while a run is running: an
+idle tab costs no CPU, which matters on a 2-core machine.
 The Trainer lives in st.session_state (one per browser session), never in st.cache_resource,
 which every session would share.
 """
 from __future__ import annotations
 
+import os
+
 import streamlit as st
+import torch
 
 from rnn_core import store
 from rnn_core.config import RunConfig
@@ -18,7 +21,7 @@ from .panel import draw_empty, draw_run
 from .widgets import config_sidebar, url_warning
 
 TICK_INTERVAL_S = 0.35  # a tick does ~0.2 s of training, then the charts are redrawn
-RUN, WAS_RUNNING, START_ERROR = "run", "was_running", "start_error"
+RUN, START_ERROR, CFG, TIMER_ON, SKIP_TICK = "run", "start_error", "panel_cfg", "timer_on", "skip_tick"
 
 
 @st.cache_resource(show_spinner="Warming up PyTorch (once per server)…")
@@ -33,6 +36,13 @@ def warm_up() -> bool:
     return True
 
 
+def set_torch_threads() -> None:
+    """One intra-op thread unless BPTT_LAB_TORCH_THREADS says otherwise. These models are small
+    (H=64, B=32): on a busy 2-core machine two OpenMP threads fighting the server, the browser and
+    other work made the median step 65 ms instead of 8 ms, with stalls of seconds."""
+    torch.set_num_threads(max(1, int(os.environ.get("BPTT_LAB_TORCH_THREADS", "1"))))
+
+
 def _current_run() -> live.LiveRun | None:
     return st.session_state.get(RUN)
 
@@ -44,7 +54,6 @@ def on_train(cfg: RunConfig) -> None:
     st.session_state[START_ERROR] = None
     try:
         st.session_state[RUN] = live.start_run(cfg)
-        st.session_state[WAS_RUNNING] = True
     except Exception as err:  # noqa: BLE001 - e.g. a warm_start run that is gone: a message, not a traceback
         st.session_state[START_ERROR] = f"Could not start: {type(err).__name__}: {err}"
 
@@ -66,7 +75,6 @@ def on_resume(name: str | None = None) -> None:
             if run is not None:
                 live.stop(run)
             st.session_state[RUN] = live.resume_run(name)
-        st.session_state[WAS_RUNNING] = True
     except Exception as err:  # noqa: BLE001 - a finished run, a missing checkpoint: say so
         st.session_state[START_ERROR] = f"Could not resume: {type(err).__name__}: {err}"
 
@@ -101,25 +109,43 @@ def saved_runs_sidebar() -> None:
 
 
 def live_panel(cfg: RunConfig | None) -> None:
-    run = _current_run()
+    """The buttons, status and charts, as one fragment that ticks while a run is running.
 
-    @st.fragment(run_every=TICK_INTERVAL_S if run is not None and run.running else None)
+    The buttons live inside the fragment, so a click reruns only the fragment: the first chart
+    is drawn without waiting for the sidebar's ~40 widgets. The fragment's timer can only be
+    switched on or off by a full run, so when the run's state and the timer disagree (a run just
+    started, finished, stopped or diverged) the fragment asks for one with st.rerun().
+    """
+    st.session_state[CFG] = cfg
+    run = _current_run()
+    timer_on = run is not None and run.running
+    st.session_state[TIMER_ON] = timer_on
+
+    @st.fragment(run_every=TICK_INTERVAL_S if timer_on else None)
     def panel() -> None:
+        cfg = st.session_state.get(CFG)
+        if st.session_state.get(START_ERROR):
+            st.error(st.session_state[START_ERROR])
+        controls(cfg)
         run = _current_run()
+        skip_tick = st.session_state.pop(SKIP_TICK, False)
         if run is None:
             draw_empty(cfg)
             return
-        if run.running:
+        if run.running and not skip_tick:
             live.tick(run, live.FIRST_TICK_BUDGET_S if run.ticks == 0 else live.TICK_BUDGET_S)
         draw_run(run)
-        if not run.running and st.session_state.get(WAS_RUNNING):
-            st.session_state[WAS_RUNNING] = False
-            st.rerun()  # the whole page: switch the fragment's timer off and update the buttons
+        if run.running != st.session_state.get(TIMER_ON):
+            # The whole page, to switch the fragment's timer on or off. That run draws the same
+            # charts without training, so the browser has nothing new to plot twice in a row.
+            st.session_state[SKIP_TICK] = True
+            st.rerun()
 
     panel()
 
 
 def explore_page() -> None:
+    set_torch_threads()
     warm_up()
     cfg, err = config_sidebar()
     saved_runs_sidebar()
@@ -130,7 +156,4 @@ def explore_page() -> None:
     url_warning()
     if err:
         st.error(f"These settings do not fit together: {err}")
-    if st.session_state.get(START_ERROR):
-        st.error(st.session_state[START_ERROR])
-    controls(cfg)
     live_panel(cfg)
