@@ -81,7 +81,7 @@ def decade_ticks(zmin: float, zmax: float, max_ticks: int = 8) -> tuple[list[flo
     if hi <= lo:
         hi = lo + 1
     stride = max(1, math.ceil((hi - lo) / (max_ticks - 1)))
-    vals = list(range(hi, lo - 1, -stride))[::-1]
+    vals = [k for k in range(lo, hi + 1) if k % stride == 0]  # multiples of the stride: 1 is a tick when in range
     return [float(v) for v in vals], [decade_label(v) for v in vals]
 
 

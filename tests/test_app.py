@@ -1,0 +1,222 @@
+"""The Explore page under streamlit.testing.v1.AppTest: controls, Train / Stop / Resume, links.
+
+AppTest runs the whole script on each .run(), fragment included (its run_every timer does not
+tick here), so every .run() of a running session is one training tick. dashboard.live.tick is
+what the fragment calls; it is tested directly at the end.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from dashboard import live
+from dashboard.schema import MAIN_FIELDS, advanced_fields, widget_specs
+from rnn_core import make_config, store
+from rnn_core.config import RunConfig
+from rnn_core.trainer import Trainer
+
+APP = str(Path(__file__).resolve().parents[1] / "streamlit_app.py")
+
+# A non-default value for every field, and what must be set first for the field to matter.
+CHANGES: dict[str, tuple[object, dict]] = {
+    "task": ("copy", {}), "seq_len": (51, {}), "horizon": (2, {"task": "sine"}),
+    "digits_mode": ("row", {"task": "digits"}), "cell": ("gru", {}), "activation": ("relu", {}),
+    "init": ("orthogonal", {}), "init_gain": (1.5, {}), "forget_bias": (2.0, {"cell": "lstm"}),
+    "embed_size": (33, {"task": "charlm"}), "hidden_size": (65, {}), "layers": (2, {}),
+    "bidirectional": (True, {}), "residual": (True, {"layers": 2}), "norm": ("layer", {}), "dropout": (0.1, {}),
+    "attention": ("dot", {}), "batch_size": (33, {}), "steps": (301, {}), "seed": (1, {}), "optimizer": ("sgd", {}),
+    "lr": (0.002, {}), "weight_decay": (0.01, {}), "schedule": ("cosine", {}), "warmup_steps": (1, {}),
+    "clip": (1.0, {}), "clip_mode": ("value", {"clip": 1.0}), "input_noise": (0.1, {}),
+    "early_stopping_patience": (1, {}), "curriculum": (True, {}), "curriculum_start": (11, {"curriculum": True}),
+    "warm_start": ("base", {}), "freeze": ("input", {"warm_start": "base"}), "device": ("cpu", {}),
+    "engine": ("unrolled", {}), "record_every": (2, {}), "eval_every": (11, {}),
+}
+
+
+def new_app(**params) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60)
+    for k, v in params.items():
+        at.query_params[k] = v
+    return at.run()
+
+
+def widget(at: AppTest, name: str):
+    key = f"w_{name}"
+    kind = widget_specs()[name].kind
+    if kind == "toggle":
+        return at.toggle(key=key)
+    if kind in ("select", "text"):
+        return at.selectbox(key=key)
+    for finder in (at.number_input, at.slider):
+        try:
+            return finder(key=key)
+        except KeyError:
+            continue
+    raise KeyError(key)
+
+
+def cfg_of(at: AppTest) -> RunConfig | None:
+    return at.session_state["panel_cfg"]
+
+
+def test_schema_covers_every_field_once():
+    assert set(MAIN_FIELDS) | set(advanced_fields()) == set(RunConfig.model_fields)
+    assert set(CHANGES) == set(RunConfig.model_fields)
+
+
+def test_app_starts_clean_with_defaults():
+    at = new_app()
+    assert not at.exception
+    assert not at.error and not at.warning
+    assert cfg_of(at) == make_config()
+    assert [b.label for b in at.button][:3] == ["Train", "Stop", "Resume"]
+    assert at.button(key="btn_stop").disabled and at.button(key="btn_resume").disabled
+    # fields that do not matter with the defaults are notes, not widgets
+    for hidden in ("forget_bias", "horizon", "digits_mode", "embed_size", "clip_mode", "residual",
+                   "curriculum_start", "freeze"):
+        with pytest.raises(KeyError):
+            widget(at, hidden)
+    assert widget(at, "device").options == ["auto", "cpu"] or "cuda" in widget(at, "device").options
+
+
+def test_every_control_reaches_the_config():
+    # a finished run to warm-start from, so warm_start and freeze have a valid choice
+    Trainer(make_config(steps=1, seq_len=51, hidden_size=65), out_dir=store.run_dir("base")).run()
+    at = new_app()
+    for name, (value, needs) in CHANGES.items():
+        for k, v in needs.items():
+            widget(at, k).set_value(v)
+            at.run()
+        widget(at, name).set_value(value)
+        at.run()
+        assert not at.exception, name
+        cfg = cfg_of(at)
+        assert cfg is not None, (name, [e.value for e in at.error])
+        got = getattr(cfg, name)
+        assert got == pytest.approx(value) if isinstance(value, float) else got == value, name
+        # put things back, so each field is checked on its own
+        for k in [name, *needs]:
+            try:
+                widget(at, k).set_value(widget_specs()[k].default)
+            except KeyError:
+                pass  # already hidden again
+            at.run()
+    assert not at.exception
+
+
+def test_invalid_combination_shows_error_and_disables_train():
+    at = new_app()
+    widget(at, "task").set_value("copy")
+    widget(at, "seq_len").set_value(10)
+    at.run()
+    assert not at.exception
+    assert cfg_of(at) is None
+    assert any("seq_len=10 is too short for task=copy" in e.value for e in at.error)
+    assert at.button(key="btn_train").disabled
+
+
+def test_digits_fixes_the_sequence_length():
+    at = new_app()
+    widget(at, "task").set_value("digits")
+    at.run()
+    assert cfg_of(at).seq_len == 64
+    widget(at, "digits_mode").set_value("row")
+    at.run()
+    assert cfg_of(at).seq_len == 8 and not at.error
+
+
+def test_bad_link_warns_and_falls_back_to_defaults():
+    at = new_app(seq_len="abc", cell="lstm", bogus="1", clip="-3", device="tpu")
+    assert not at.exception
+    text = " ".join(w.value for w in at.warning)
+    assert "seq_len=abc" in text and "bogus" in text and "clip" in text and "device" in text
+    cfg = cfg_of(at)
+    assert cfg.cell == "lstm"  # the good key was kept
+    assert cfg.seq_len == 50 and cfg.clip == 0.0  # the bad ones have their defaults
+
+
+def test_link_restores_an_experiment_and_widgets_write_it_back():
+    at = new_app(cell="gru", seq_len="120", clip="1", clip_mode="value")
+    assert not at.warning
+    cfg = cfg_of(at)
+    assert (cfg.cell, cfg.seq_len, cfg.clip, cfg.clip_mode) == ("gru", 120, 1.0, "value")
+    widget(at, "hidden_size").set_value(32)
+    at.run()
+    q = at.query_params
+    assert q["hidden_size"] in ("32", ["32"]) and q["cell"] in ("gru", ["gru"])
+    assert "task" not in q  # defaults stay out of the link
+
+
+def test_train_records_steps_stop_stops_and_resume_continues():
+    at = new_app(seq_len="20", hidden_size="16", steps="400")
+    at.button(key="btn_train").click().run()
+    assert not at.exception
+    run = at.session_state["run"]
+    assert run.trainer.step_index >= 1 and run.history.n_rec >= 1
+    assert (store.run_dir(run.name) / "config.json").is_file()
+    at.run()  # one more tick
+    assert run.trainer.step_index > 1
+    at.button(key="btn_stop").click().run()
+    assert run.trainer.status == "stopped"
+    stopped_at = run.trainer.step_index
+    at.run()
+    assert run.trainer.step_index == stopped_at  # no tick after Stop
+    assert any("Stopped" in i.value for i in at.info)
+    assert not at.button(key="btn_resume").disabled
+    at.button(key="btn_resume").click().run()
+    resumed = at.session_state["run"]
+    assert not at.exception and resumed.trainer.status == "running"
+    assert resumed.trainer.step_index > stopped_at  # resumed from the checkpoint and ticked
+    assert resumed.history is run.history  # the charts keep what was drawn
+
+
+def test_lstm_with_attention_layers_and_directions_draw_without_error():
+    at = new_app(cell="lstm", attention="dot", layers="2", bidirectional="true", seq_len="16", hidden_size="8")
+    at.button(key="btn_train").click().run()
+    at.run()
+    assert not at.exception and not at.error
+    assert at.selectbox(key="view_ld").options == ["layer 1 →", "layer 1 ←", "layer 2 →", "layer 2 ←"]
+    at.selectbox(key="view_ld").set_value(3).run()
+    assert not at.exception
+    h = at.session_state["run"].history
+    assert h.recorded("timestep_grads").shape[1:] == (4, 16) and "attention_mean" in h.latest
+
+
+def test_divergence_shows_banner_with_step_and_keeps_charts():
+    # a linear RNN with W_hh scaled by 10 overflows at once
+    at = new_app(activation="linear", init="orthogonal", init_gain="10", seq_len="60", hidden_size="16")
+    at.button(key="btn_train").click().run()
+    at.run()
+    assert not at.exception
+    run = at.session_state["run"]
+    assert run.trainer.status == "diverged"
+    assert any(f"Diverged at step {run.trainer.diverged_at}" in e.value for e in at.error)
+    assert run.history.n >= 1  # the steps up to the divergence are still there to plot
+
+
+def test_tick_is_bounded_and_stop_is_immediate():
+    run = live.start_run(make_config(seq_len=10, hidden_size=8, steps=1000))
+    n = live.tick(run, budget_s=0.0)
+    assert n == 1 and run.history.n == 1
+    n = live.tick(run, budget_s=0.05)
+    assert 1 <= n < 1000 and run.trainer.step_index == 1 + n
+    live.stop(run)
+    assert run.trainer.status == "stopped" and live.tick(run) == 0
+    assert run.name in live.resumable_runs()
+    again = live.resume_run(run.name)
+    assert again.trainer.step_index == run.trainer.step_index
+    np.testing.assert_array_equal(again.history.recorded_steps(), run.history.recorded_steps())
+
+
+def test_a_failing_step_becomes_a_message(monkeypatch):
+    run = live.start_run(make_config(seq_len=10, hidden_size=8, steps=100))
+
+    def boom():
+        raise RuntimeError("out of memory (simulated)")
+
+    monkeypatch.setattr(run.trainer, "step", boom)
+    assert live.tick(run) == 0
+    assert "simulated" in run.error and not run.running
