@@ -1,0 +1,134 @@
+"""App benchmarks: memory of one session's history, and time from Train to the first chart.
+
+    python bench/bench_app.py memory              # history after 10,000 default steps (synthetic records)
+    python bench/bench_app.py memory --real 300   # the same from real default-config steps, extrapolated
+    python bench/bench_app.py first-chart         # serve the app, click Train in Chromium, time the heatmap
+
+`memory` feeds StepRecords shaped exactly like the default config's (adding, rnn, 1 layer, T=50,
+record_every=1) into dashboard.history.History and prints the bytes its numpy arrays hold.
+`--real N` also trains N real steps and checks the synthetic records have the same arrays.
+The Trainer's own recorder (rnn_core) keeps every step for the run store; it is printed too,
+because it lives in the same session.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from dashboard.history import History  # noqa: E402
+from rnn_core import make_config  # noqa: E402
+from rnn_core.recorder import StepRecord  # noqa: E402
+
+
+def default_like_record(step: int, T: int = 50) -> StepRecord:
+    rng = np.random.default_rng(step)
+    arrays = {"recorded_steps": np.asarray(step, np.int64), "timestep_grads": 10.0 ** rng.uniform(-12, 0, (1, T)),
+              "hidden_saturation": rng.uniform(0, 1, (1, T)), "spectral_radius": rng.uniform(0.5, 1.5, (1, 1)),
+              "sigma_max": rng.uniform(0.5, 2, (1, 1))}
+    return StepRecord(step, float(rng.uniform()), float(rng.uniform()) if step % 10 == 0 else None,
+                      float(rng.uniform(0.1, 10)), float(rng.uniform(0.1, 1)), bool(step % 3 == 0), 1e-3,
+                      float(rng.uniform(5, 15)), T, {"l0.ih": 1.0, "l0.hh": 1.0, "l0.bias": 1.0, "readout": 1.0},
+                      arrays)
+
+
+def memory(steps: int, real: int) -> None:
+    tracemalloc.start()
+    h = History()
+    t0 = time.perf_counter()
+    for s in range(steps):
+        h.add(default_like_record(s))
+    feed_s = time.perf_counter() - t0
+    current, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    print(f"history after {steps} default-config steps: {h.nbytes() / 2**20:.2f} MiB in numpy arrays "
+          f"({h.n} step points, {h.n_rec} recorded steps kept of {steps}, stride {h.rec_stride}); "
+          f"tracemalloc: {current / 2**20:.2f} MiB held, {peak / 2**20:.2f} MiB peak; fed in {feed_s:.1f} s")
+    if real:
+        from rnn_core.trainer import Trainer
+
+        tr = Trainer(make_config(steps=max(real, 1)))
+        hr = History()
+        for _ in range(real):
+            rec = tr.step()
+            hr.add(rec)
+        synth = default_like_record(0).arrays
+        assert set(rec.arrays) == set(synth), (set(rec.arrays), set(synth))
+        assert all(np.shape(rec.arrays[k]) == np.shape(synth[k]) for k in synth)
+        per_step = (sum(a.nbytes for v in tr.recorder.arrays.values() for a in v)) / real
+        rows = tr.recorder.rows  # dict per step; values are floats (keys are shared strings)
+        per_row = sum(sys.getsizeof(r) + sum(sys.getsizeof(v) for v in r.values()) for r in rows) / len(rows)
+        total = (per_step + per_row) * steps / 2**20
+        print(f"real default-config steps: {real}; their records have the same arrays and shapes as the synthetic ones; "
+              f"history {hr.nbytes() / 2**20:.3f} MiB. rnn_core's Trainer.recorder (kept for the run store) holds "
+              f"{per_step:.0f} B of arrays per recorded step and ~{per_row:.0f} B per metrics row, "
+              f"i.e. ~{total:.1f} MiB at {steps} steps: it grows with the run and is owned by rnn_core.")
+
+
+def first_chart(repeats: int) -> None:
+    """Serve the app once; for each repeat open a fresh tab (a new session), wait for the chart
+    frames, click Train and time the first filled heatmap. Same steps as tests/test_browser.py."""
+    import os
+    import signal
+    import subprocess
+    import tempfile
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from playwright.sync_api import sync_playwright
+    from test_browser import CHART_FRAMES, CHROMIUM, CHROMIUM_ARGS, HEATMAP_FILLED, _free_port, _wait_healthy
+
+    port = _free_port()
+    tmp = tempfile.mkdtemp(prefix="bench_app_")
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.address",
+                             "127.0.0.1", "--server.port", str(port), "--server.headless", "true"],
+                            cwd=ROOT, env={**os.environ, "BPTT_LAB_RUNS": tmp}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    times = []
+    try:
+        _wait_healthy(port, proc)
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+            for _ in range(repeats):
+                page = browser.new_page(viewport={"width": 1400, "height": 1700})
+                page.goto(f"http://127.0.0.1:{port}/", timeout=60_000)
+                page.wait_for_function(CHART_FRAMES, timeout=60_000)
+                page.wait_for_timeout(1000)
+                t0 = time.perf_counter()
+                page.locator(".st-key-btn_train").get_by_role("button", name="Train").click()
+                page.wait_for_function(HEATMAP_FILLED, timeout=30_000, polling=20)
+                times.append(time.perf_counter() - t0)
+                page.locator(".st-key-btn_stop").get_by_role("button", name="Stop").click()
+                page.wait_for_timeout(500)
+                page.close()
+            browser.close()
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=10)
+    print("time from Train click to first filled heatmap (s): " + ", ".join(f"{t:.3f}" for t in times) +
+          f"; median {np.median(times):.3f}, min {min(times):.3f}, max {max(times):.3f}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    m = sub.add_parser("memory")
+    m.add_argument("--steps", type=int, default=10_000)
+    m.add_argument("--real", type=int, default=0, help="also train this many real steps and compare")
+    fc = sub.add_parser("first-chart")
+    fc.add_argument("--repeats", type=int, default=5)
+    args = ap.parse_args()
+    if args.cmd == "memory":
+        memory(args.steps, args.real)
+    else:
+        first_chart(args.repeats)
+
+
+if __name__ == "__main__":
+    main()
