@@ -12,6 +12,8 @@ Both return the layer's outputs (T, B, H) and a trace; call `trace.read()` after
 """
 from __future__ import annotations
 
+import math
+import threading
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -42,7 +44,7 @@ class LayerTrace:
     reverse: bool
     h0: Tensor  # (B, H)
     x: Tensor | None = None  # (T, B, I) detached input, fused engine (gate recompute)
-    probe: Tensor | None = None  # (T, B, H) or (T, B, 3H), fused engine
+    probe: Tensor | None = None  # (T, B, H), GRU (T, B, 2H); fused engine
     hs: list[Tensor] = field(default_factory=list)  # unrolled: each h_t, grad retained
     cs: list[Tensor] = field(default_factory=list)  # unrolled LSTM: each c_t, grad retained
     gates: Tensor | None = None  # unrolled: (T, B, G, H)
@@ -97,16 +99,21 @@ def run_fused(layer: RecurrentLayer, x: Tensor, record: bool, train: bool = True
     x_in = x
     if record:
         if layer.cell == "gru":
-            # r ⊙ (W_hn h + b_hn) and z ⊙ h keep the GRU from the W_hh trick: probe the three
-            # input-side gate pre-activations instead, through identity columns.
-            probe = x.new_zeros(T, B, 3 * H, requires_grad=True)
-            w_ih = torch.cat([w_ih, torch.eye(3 * H, dtype=x.dtype, device=x.device)], 1)
+            # r ⊙ (W_hn h + b_hn) and z ⊙ h keep the GRU from the plain W_hh trick. Probe 2H wide:
+            # columns [W_hr; W_hz; 0] (detached) give W_hr^T δ_r + W_hz^T δ_z, and columns [0; 0; I]
+            # give δ_n itself, which the read multiplies by r_t before W_hn^T. (An identity probe
+            # on all three gates, 3H wide, cost half again as much in the input matmuls.)
+            probe = x.new_zeros(T, B, 2 * H, requires_grad=True)
+            cols = x.new_zeros(3 * H, 2 * H)
+            cols[:2 * H, :H] = w_hh.detach()[:2 * H]
+            cols[2 * H:, H:] = torch.eye(H, dtype=x.dtype, device=x.device)
+            w_ih = torch.cat([w_ih, cols], 1)
         else:
             # Columns W_hh (detached, so W_hh's own gradient is unchanged) make the probe's
             # gradient W_hh^T δ_t: the part of ∂L/∂h_{t-1} that flows through step t.
             probe = x.new_zeros(T, B, H, requires_grad=True)
             w_ih = torch.cat([w_ih, w_hh.detach()], 1)
-        x_in = torch.cat([x, probe], 2)  # (T, B, I + H) or (T, B, I + 3H); the probe is 0, values unchanged
+        x_in = torch.cat([x, probe], 2)  # (T, B, I + H) or (T, B, I + 2H); the probe is 0, values unchanged
     params = [w_ih, w_hh, b_ih, b_hh]
     if layer.cell == "lstm":
         out, _, _ = torch.lstm(x_in, [h0, h0], params, True, 1, 0.0, train, False, False)
@@ -134,6 +141,21 @@ def fused_supported(cell: str, activation: str) -> bool:
 # trace's arrays to the host in one transfer: on a GPU every .cpu() is a sync.
 
 NORM_SAFE = (1e-10, 1e15)  # a float32 sum of squares is exact to ~1e-7 while the norm stays in this band
+_SCRATCH = threading.local()  # per thread: two trainers in two threads never share a buffer
+
+
+def _scratch(key: str, shape: tuple[int, ...], like: Tensor) -> Tensor:
+    """A scratch tensor reused from read to read, on CPU. glibc hands out blocks of 32 MB and more
+    (the LSTM's gate buffer at T=1000) as fresh mmaps, and touching one costs a page fault per 4 KB:
+    that alone was 20 ms of a 90 ms read. The CUDA caching allocator already reuses memory."""
+    if like.device.type != "cpu":
+        return torch.empty(shape, dtype=like.dtype, device=like.device)
+    cache = _SCRATCH.__dict__.setdefault("buffers", {})
+    n = math.prod(shape)
+    buf = cache.get((key, like.dtype))
+    if buf is None or buf.numel() < n:
+        buf = cache[(key, like.dtype)] = torch.empty(n, dtype=like.dtype)
+    return buf[:n].view(shape)
 
 
 def _norms_t(g: Tensor) -> Tensor:
@@ -143,9 +165,9 @@ def _norms_t(g: Tensor) -> Tensor:
     if g.dtype == torch.float64 or g.device.type != "cpu":
         return torch.linalg.vector_norm(g, dim=(1, 2), dtype=torch.float64)
     n = torch.linalg.vector_norm(g, dim=(1, 2)).double()  # 5x cheaper than a float64 reduction on CPU
-    bad = ~((n > NORM_SAFE[0]) & (n < NORM_SAFE[1]))
-    if bad.any():
-        n[bad] = torch.linalg.vector_norm(g[bad], dim=(1, 2), dtype=torch.float64)
+    if not bool(((n > NORM_SAFE[0]) & (n < NORM_SAFE[1])).all()):
+        # a vanishing gradient leaves most rows tiny: one float64 pass beats gathering the rows
+        return torch.linalg.vector_norm(g, dim=(1, 2), dtype=torch.float64)
     return n
 
 
@@ -160,7 +182,17 @@ def _grad_or_zeros(t: Tensor) -> Tensor:
 def _read_unrolled(tr: LayerTrace) -> LayerReadout:
     G = torch.stack([_grad_or_zeros(h) for h in tr.hs])  # (T, B, H) total ∂L/∂h_t
     dc = torch.stack([_grad_or_zeros(c) for c in tr.cs]) if tr.cs else None
-    return _readout(tr, G, dc, tr.gates, tr.out.detach())
+    stats = None
+    if tr.gates is not None:  # (T, B, G, H) activations
+        center, band = _saturation_band(tr.layer.cell, tr.gates)
+        stats = _gate_stats(tr.gates, center, band)
+    return _readout(tr, G, dc, 1.0, stats, tr.out.detach())
+
+
+# The fused read recomputes the gates from the kernel's outputs. tanh(a) = 2σ(2a) − 1 exactly,
+# and on CPU PyTorch's sigmoid is ~3× cheaper than its tanh, so the tanh gate's rows of the
+# weights are doubled (×2 is exact in floating point) and every gate goes through one sigmoid.
+# The statistics are taken in that sigmoid space: |tanh| > 0.95 ⇔ |σ − 0.5| > 0.475.
 
 
 def _read_fused(tr: LayerTrace) -> LayerReadout:
@@ -168,50 +200,68 @@ def _read_fused(tr: LayerTrace) -> LayerReadout:
     direct = _grad_or_zeros(tr.out)  # (T, B, H): what reaches h_t from the loss or the layer above
     through = tr.probe.grad if tr.probe.grad is not None else torch.zeros_like(tr.probe)
     if layer.cell == "rnn":
-        return _readout(tr, _shift_add(direct, through), None, None, out)
+        return _readout(tr, _shift_add(direct, through), None, 1.0, None, out)
 
     T, B, H = out.shape
+    I = tr.x.shape[-1]
     w_ih, w_hh, b_ih, b_hh = (w.detach() for w in layer.weights())
-    x2d = tr.x.reshape(T * B, -1)  # (T·B, I)
+    tanh_gate = GATES[layer.cell].index("g" if layer.cell == "lstm" else "n")
+    scale = torch.ones(w_ih.shape[0], 1, dtype=out.dtype, device=out.device)  # (G·H, 1)
+    scale[tanh_gate * H:(tanh_gate + 1) * H] = 2.0
+    center = 0.5
+    band = torch.full((len(GATES[layer.cell]), 1), (SAT_SIGMOID[1] - SAT_SIGMOID[0]) / 2, dtype=out.dtype,
+                      device=out.device)  # (G, 1)
+    band[tanh_gate] = SAT_TANH / 2
 
     if layer.cell == "lstm":
-        # Gate pre-activations of every step in two matmuls, written into one (T, B, 4H) buffer
-        # that the activations then overwrite in place: no per-gate copies.
-        pre = torch.addmm(b_ih + b_hh, x2d, w_ih.T).view(T, B, 4 * H)
-        _add_recurrent(pre, out, tr.h0.detach(), w_hh)
-        gates = pre.view(T, B, 4, H)
-        gates[:, :, :2].sigmoid_()  # i, f
-        gates[:, :, 2].tanh_()  # g
-        gates[:, :, 3].sigmoid_()  # o
-        i, f, g, o = gates.unbind(2)  # (T, B, H) views
+        # [x_t, h_{t-1}] for every t, then all gate pre-activations in one matmul
+        xh = _scratch("xh", (T, B, I + H), out)
+        xh[..., :I] = tr.x
+        xh[0, :, I:] = tr.h0.detach()
+        xh[1:, :, I:] = out[:-1]
+        w = torch.cat([w_ih, w_hh], 1) * scale  # (4H, I + H)
+        s = _scratch("gates", (T, B, 4, H), out)
+        torch.addmm((b_ih + b_hh) * scale[:, 0], xh.view(T * B, -1), w.T, out=s.view(T * B, 4 * H)).sigmoid_()
+        stats = _gate_stats(s, center, band, tanh_gate)
+        i, f, g, o = s.unbind(2)  # (T, B, H) views
+        g.mul_(2).sub_(1)  # back to tanh
         Gh = _shift_add(direct, through)
-        # c_t = f_t c_{t-1} + i_t g_t, then ∂L/∂c_t = ∂L/∂h_t o_t (1 − tanh² c_t) + f_{t+1} ∂L/∂c_{t+1}
+        # c_t = f_t c_{t-1} + i_t g_t, then ∂L/∂c_t = ∂L/∂h_t o_t (1 − tanh² c_t) + f_{t+1} ∂L/∂c_{t+1},
+        # with 1 − tanh² c = 4 σ(2c)(1 − σ(2c)): the factor 4 is applied to the norms (the scan is linear).
         c = linear_scan(f, i * g)  # (T, B, H)
-        local = torch.tanh(c).square_().neg_().add_(1).mul_(o).mul_(Gh)
+        local = torch.ops.aten.sigmoid_backward(o * Gh, c.mul_(2).sigmoid_())  # o Gh σ(2c)(1 − σ(2c))
         dc = linear_scan(f, local, reverse=True)
-        return _readout(tr, Gh, dc, gates, out)
+        return _readout(tr, Gh, dc, 4.0, stats, out)
 
-    # GRU: the probe gives δ_r, δ_z, δ_n of step t; ∂L/∂h_{t-1} also has the direct path z_t ⊙ G_t.
-    gi = torch.addmm(b_ih, x2d, w_ih.T).view(T, B, 3 * H)  # becomes the gates r, z, n in place
-    gh = torch.empty_like(gi)  # W_h· h_{t-1} + b_h·
-    torch.addmm(b_hh, tr.h0.detach(), w_hh.T, out=gh[0])
-    torch.addmm(b_hh, out[:-1].reshape(-1, H), w_hh.T, out=gh[1:].view(-1, 3 * H))
+    # GRU: the probe gives W_hr^T δ_r + W_hz^T δ_z and δ_n of step t; ∂L/∂h_{t-1} also has the
+    # direct path z_t ⊙ G_t. Doubling the n rows of both W_ih and W_hh doubles i_n + r ⊙ h_n.
+    gi = _scratch("gates", (T, B, 3 * H), out)
+    torch.addmm(b_ih * scale[:, 0], tr.x.reshape(T * B, -1), (w_ih * scale).T, out=gi.view(T * B, 3 * H))
+    gh = _scratch("gh", (T, B, 3 * H), out)  # W_h· h_{t-1} + b_h·, n rows doubled
+    w_hh2, b_hh2 = w_hh * scale, b_hh * scale[:, 0]
+    torch.addmm(b_hh2, tr.h0.detach(), w_hh2.T, out=gh[0])
+    torch.addmm(b_hh2, out[:-1].reshape(-1, H), w_hh2.T, out=gh[1:].view(-1, 3 * H))
     gi[..., :2 * H].add_(gh[..., :2 * H]).sigmoid_()  # r, z
     r, z = gi[..., :H], gi[..., H:2 * H]
-    gi[..., 2 * H:].add_(gh[..., 2 * H:].mul_(r)).tanh_()  # n = tanh(i_n + r ⊙ h_n)
-    tv, r2d = through.view(T * B, 3 * H), gi.view(T * B, 3 * H)[:, :H]
-    via = tv[:, :2 * H] @ w_hh[:2 * H]  # (T·B, H): W_hr^T δ_r + W_hz^T δ_z (strided rows: no copy)
-    via.addmm_(r2d * tv[:, 2 * H:], w_hh[2 * H:])  # + W_hn^T (r ⊙ δ_n)
+    gi[..., 2 * H:].add_(gh[..., 2 * H:].mul_(r)).sigmoid_()  # σ(2(i_n + r ⊙ h_n)): n = 2σ − 1
+    stats = _gate_stats(gi.view(T, B, 3, H), center, band, tanh_gate)
+    tv, r2d = through.view(T * B, 2 * H), gi.view(T * B, 3 * H)[:, :H]
+    via = tv[:, :H].clone()  # (T·B, H): W_hr^T δ_r + W_hz^T δ_z
+    via.addmm_(r2d * tv[:, H:], w_hh[2 * H:])  # + W_hn^T (r ⊙ δ_n)
     a = _shift_add(direct, via.view(T, B, H))
     Gh = linear_scan(z, a, reverse=True)  # G_{t-1} = a_{t-1} + z_t ⊙ G_t
-    return _readout(tr, Gh, None, gi.view(T, B, 3, H), out)
+    return _readout(tr, Gh, None, 1.0, stats, out)
 
 
-def _add_recurrent(pre: Tensor, out: Tensor, h0: Tensor, w_hh: Tensor) -> None:
-    # pre (T, B, G·H) += W_hh h_{t-1} for every t, h_{-1} = h0, without building the shifted copy of out
-    T, B, H = out.shape
-    pre[0].addmm_(h0, w_hh.T)
-    pre[1:].view(-1, pre.shape[-1]).addmm_(out[:-1].reshape(-1, H), w_hh.T)
+def _gate_stats(vals: Tensor, center, band: Tensor, tanh_gate: int | None = None) -> tuple[Tensor, Tensor]:
+    # vals (T, B, G, H) -> mean and saturated fraction, each (G, T). sum(3).sum(1) is ~2× faster than
+    # mean((1, 3)) on CPU. With tanh_gate, that gate's values are σ(2a) and its mean is mapped back.
+    T, B, G, H = vals.shape
+    mean = vals.sum(3).sum(1).div_(B * H)  # (T, G)
+    sat = torch.sub(vals, center, out=_scratch("sat", vals.shape, vals)).abs_().gt_(band).sum(3).sum(1).div_(B * H)
+    if tanh_gate is not None:
+        mean[:, tanh_gate].mul_(2).sub_(1)
+    return mean.T, sat.T
 
 
 def _shift_add(direct: Tensor, through: Tensor) -> Tensor:
@@ -260,15 +310,13 @@ def _scan_parallel(decay: Tensor, inp: Tensor, reverse: bool) -> Tensor:
     return s
 
 
-def _readout(tr: LayerTrace, Gh: Tensor, dc: Tensor | None, gates: Tensor | None, out: Tensor) -> LayerReadout:
-    # Gh, dc (T, B, H); gates (T, B, G, H) activations. Reduce on the device, then one transfer.
+def _readout(tr: LayerTrace, Gh: Tensor, dc: Tensor | None, dc_scale: float, stats, out: Tensor) -> LayerReadout:
+    # Gh, dc (T, B, H); stats: gate (mean, saturation), each (G, T). Reduce on the device, then one transfer.
     parts: dict[str, Tensor] = {"grad_h": _norms_t(Gh)}  # (T,)
     if dc is not None:
-        parts["grad_c"] = _norms_t(dc)
-    if gates is not None:
-        parts["gate_mean"] = gates.mean((1, 3)).T  # (G, T)
-        center, band = _saturation_band(tr.layer.cell, gates)
-        parts["gate_saturation"] = torch.sub(gates, center).abs_().gt_(band).mean((1, 3)).T  # (G, T)
+        parts["grad_c"] = _norms_t(dc).mul_(dc_scale)
+    if stats is not None:
+        parts["gate_mean"], parts["gate_saturation"] = stats
     hs = hidden_saturation_t(out, tr.layer)
     if hs is not None:
         parts["hidden_saturation"] = hs

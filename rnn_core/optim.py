@@ -48,12 +48,21 @@ def set_lr(opt: torch.optim.Optimizer, lr: float) -> None:
         group["lr"] = lr
 
 
+def param_norms(grads: list[torch.Tensor]) -> torch.Tensor:
+    """(P,) float64 norm of each gradient, on its device: one fused call, no host sync.
+
+    float64 so a vanished gradient does not underflow a float32 sum of squares to 0.
+    """
+    if not grads:
+        return torch.zeros(0, dtype=torch.float64)
+    return torch.stack(torch._foreach_norm(grads, 2, dtype=torch.float64))
+
+
 def global_norm(grads: list[torch.Tensor]) -> float:
-    """‖g‖ over all gradients, summed in float64 so tiny gradients do not underflow."""
+    """‖g‖ over all gradients, summed in float64 so tiny gradients do not underflow. One host sync."""
     if not grads:
         return 0.0
-    return float(torch.linalg.vector_norm(
-        torch.stack([torch.linalg.vector_norm(g, dtype=torch.float64) for g in grads])))
+    return float(torch.linalg.vector_norm(param_norms(grads)))
 
 
 def clip_gradients(cfg: RunConfig, params: list[nn.Parameter]) -> tuple[float, float, bool]:
@@ -61,6 +70,7 @@ def clip_gradients(cfg: RunConfig, params: list[nn.Parameter]) -> tuple[float, f
 
     Not torch.nn.utils.clip_grad_norm_: it sums in the gradients' float32 (a vanished gradient
     reads 0) and scales by clip / (norm + 1e-6), so its result is not exactly at the threshold.
+    Each decision costs one host sync, however many parameters there are.
     """
     grads = [p.grad for p in params if p.grad is not None]
     pre = global_norm(grads)
@@ -69,11 +79,10 @@ def clip_gradients(cfg: RunConfig, params: list[nn.Parameter]) -> tuple[float, f
     if cfg.clip_mode == "norm":
         fired = pre > cfg.clip
         if fired:  # rescale every gradient by the same factor: the direction is unchanged
-            scale = cfg.clip / pre
-            for g in grads:
-                g.mul_(scale)
+            torch._foreach_mul_(grads, cfg.clip / pre)
     else:
-        fired = any(bool((g.abs() > cfg.clip).any()) for g in grads)
-        for g in grads:
-            g.clamp_(-cfg.clip, cfg.clip)
+        fired = bool(torch.stack(torch._foreach_norm(grads, math.inf)).max() > cfg.clip)  # largest |g|
+        if fired:
+            torch._foreach_clamp_min_(grads, -cfg.clip)
+            torch._foreach_clamp_max_(grads, cfg.clip)
     return pre, global_norm(grads) if fired else pre, fired
