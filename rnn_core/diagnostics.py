@@ -1,6 +1,8 @@
 """Per-step diagnostics that do not come from the backward trace: spectra and parameter-group norms."""
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor
+
 import numpy as np
 import torch
 
@@ -26,6 +28,23 @@ def recurrent_spectra(model: SeqModel) -> tuple[np.ndarray, np.ndarray]:
     radius = torch.linalg.eigvals(blocks).abs().amax(-1)  # (LD, G)
     sigma = torch.linalg.eigvalsh(blocks.mT @ blocks)[..., -1].clamp_min(0).sqrt()  # ascending: last is largest
     return radius.numpy(), sigma.numpy()
+
+
+_POOL: ThreadPoolExecutor | None = None
+
+
+def spectra_async(model: SeqModel) -> Future:
+    """Start `recurrent_spectra` on a worker thread; `.result()` gives (radius, sigma).
+
+    The spectra depend only on the weights before this step's update, so they can be computed
+    while the step's forward and backward run: LAPACK releases the GIL. On a GPU the host thread
+    is mostly waiting for kernels, so this takes the eigenvalue solve off the step's critical path.
+    The caller must collect the result before the optimiser changes the weights.
+    """
+    global _POOL
+    if _POOL is None:  # one shared worker: trainers in several threads queue, they do not multiply threads
+        _POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bptt-spectra")
+    return _POOL.submit(recurrent_spectra, model)
 
 
 def parameter_groups(model: SeqModel) -> dict[str, list[torch.nn.Parameter]]:

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from . import store
 from .config import ConfigError, RunConfig
 from .devices import resolve_device
-from .diagnostics import group_norms, parameter_groups, recurrent_spectra
+from .diagnostics import group_norms, parameter_groups, recurrent_spectra, spectra_async
 from .engines import fused_supported
 from .model import ATTN_KEEP_QUERIES, ATTN_SAMPLES, build_model
 from .optim import build_optimizer, clip_gradients, lr_factor, set_lr
@@ -35,6 +35,8 @@ from .warmstart import apply_freeze, load_warm_start
 
 VAL_BATCH = 256  # held-out sequences for val_loss: fixed for the whole run
 FLUSH_SECONDS = 2.0  # write the run store at most this often while training
+# On CPU the worker thread would compete with the step's own intra-op threads for the same cores.
+SPECTRA_IN_THREAD = {"cpu": False, "cuda": True, "mps": True}
 
 
 def resolve_engine(cfg: RunConfig) -> str:
@@ -155,6 +157,8 @@ class Trainer:
             x = x + cfg.input_noise * torch.randn(x.shape, generator=self.gen)
         x, y = x.to(self.device), y.to(self.device)
         record = s % cfg.record_every == 0
+        # spectra of the weights before this update, solved while the forward/backward runs (GPU)
+        spectra = spectra_async(self.model) if record and SPECTRA_IN_THREAD[self.device.type] else None
         lr = cfg.lr * lr_factor(cfg, s)
         set_lr(self.opt, lr)
 
@@ -166,7 +170,7 @@ class Trainer:
         loss_v = float(loss.detach())
         norms = group_norms(self.groups)  # before clipping: what the loss asked for
         pre, post, clipped = clip_gradients(cfg, self.trainable)
-        arrays = self._read_diagnostics(res, s, T) if record else None
+        arrays = self._read_diagnostics(res, s, T, spectra) if record else None  # before opt.step()
         del res  # the graph and the retained gradients go now, not at the next step
         diverged = not (math.isfinite(loss_v) and math.isfinite(pre))
         if not diverged:
@@ -183,7 +187,7 @@ class Trainer:
         self.recorder.add(rec)
         return rec
 
-    def _read_diagnostics(self, res, step: int, T: int) -> dict[str, np.ndarray]:
+    def _read_diagnostics(self, res, step: int, T: int, spectra=None) -> dict[str, np.ndarray]:
         readouts = [tr.read() for tr in res.traces]  # layer-major, direction-minor
         arrays = {
             "recorded_steps": np.asarray(step, dtype=np.int64),
@@ -195,7 +199,7 @@ class Trainer:
         if readouts[0].gate_mean is not None:
             arrays["gate_mean"] = np.stack([r.gate_mean for r in readouts]).astype(np.float32)  # (L·D, G, T)
             arrays["gate_saturation"] = np.stack([r.gate_saturation for r in readouts]).astype(np.float32)
-        radius, sigma = recurrent_spectra(self.model)
+        radius, sigma = spectra.result() if spectra is not None else recurrent_spectra(self.model)
         arrays["spectral_radius"], arrays["sigma_max"] = radius, sigma  # (L·D, G)
         if res.attention is not None:
             w = res.attention.float().cpu().numpy()  # (B, Q, T)
