@@ -158,7 +158,7 @@ class Trainer:
         x, y = x.to(self.device), y.to(self.device)
         record = s % cfg.record_every == 0
         # spectra of the weights before this update, solved while the forward/backward runs (GPU)
-        spectra = spectra_async(self.model) if record and SPECTRA_IN_THREAD[self.device.type] else None
+        spectra = spectra_async(self.model) if record and SPECTRA_IN_THREAD.get(self.device.type) else None
         lr = cfg.lr * lr_factor(cfg, s)
         set_lr(self.opt, lr)
 
