@@ -21,7 +21,8 @@ from .panel import draw_empty, draw_run
 from .widgets import config_sidebar, url_warning
 
 TICK_INTERVAL_S = 0.35  # a tick does ~0.2 s of training, then the charts are redrawn
-RUN, START_ERROR, CFG, TIMER_ON, SKIP_TICK = "run", "start_error", "panel_cfg", "timer_on", "skip_tick"
+RUN, START_ERROR, CFG, SKIP_TICK = "run", "start_error", "panel_cfg", "skip_tick"
+TIMER_ON, FULL_RUN = "timer_on", "full_run"  # is the browser's tick timer running; is this a full run
 
 
 @st.cache_resource(show_spinner="Warming up PyTorch (once per server)…")
@@ -109,39 +110,51 @@ def saved_runs_sidebar() -> None:
 
 
 def live_panel(cfg: RunConfig | None) -> None:
-    """The buttons, status and charts, as one fragment that ticks while a run is running.
+    """The buttons (an outer fragment) around the status and charts (an inner fragment that
+    ticks while a run is running).
 
-    The buttons live inside the fragment, so a click reruns only the fragment: the first chart
-    is drawn without waiting for the sidebar's ~40 widgets. The fragment's timer can only be
-    switched on or off by a full run, so when the run's state and the timer disagree (a run just
-    started, finished, stopped or diverged) the fragment asks for one with st.rerun().
+    A button click reruns only the outer fragment, not the sidebar's ~40 widgets. That rerun
+    declares the inner fragment with its timer when a run has just started, so the first tick
+    and the first chart come in the same fragment run. A timer is only switched off by a full
+    run, so when a run ends (finished, stopped, diverged) the inner fragment asks for one.
     """
     st.session_state[CFG] = cfg
-    run = _current_run()
-    timer_on = run is not None and run.running
-    st.session_state[TIMER_ON] = timer_on
+    st.session_state[FULL_RUN] = True
 
-    @st.fragment(run_every=TICK_INTERVAL_S if timer_on else None)
-    def panel() -> None:
+    @st.fragment
+    def buttons_and_panel() -> None:
         cfg = st.session_state.get(CFG)
         if st.session_state.get(START_ERROR):
             st.error(st.session_state[START_ERROR])
         controls(cfg)
         run = _current_run()
-        skip_tick = st.session_state.pop(SKIP_TICK, False)
-        if run is None:
-            draw_empty(cfg)
-            return
-        if run.running and not skip_tick:
-            live.tick(run, live.FIRST_TICK_BUDGET_S if run.ticks == 0 else live.TICK_BUDGET_S)
-        draw_run(run)
-        if run.running != st.session_state.get(TIMER_ON):
-            # The whole page, to switch the fragment's timer on or off. That run draws the same
-            # charts without training, so the browser has nothing new to plot twice in a row.
-            st.session_state[SKIP_TICK] = True
-            st.rerun()
+        timer_on = run is not None and run.running
+        # What the browser's timer does: declaring run_every starts it, but declaring the same
+        # fragment without it does not stop it; only a full run clears every timer.
+        if timer_on:
+            st.session_state[TIMER_ON] = True
+        elif st.session_state.pop(FULL_RUN, False):
+            st.session_state[TIMER_ON] = False
 
-    panel()
+        @st.fragment(run_every=TICK_INTERVAL_S if timer_on else None)
+        def panel() -> None:
+            run = _current_run()
+            skip_tick = st.session_state.pop(SKIP_TICK, False)
+            if run is None:
+                draw_empty(st.session_state.get(CFG))
+                return
+            if run.running and not skip_tick:
+                live.tick(run, live.FIRST_TICK_BUDGET_S if run.ticks == 0 else live.TICK_BUDGET_S)
+            draw_run(run)
+            if not run.running and st.session_state.get(TIMER_ON):
+                # The whole page, to switch the timer off (and update the buttons). That run draws
+                # the same charts without training, so the browser has nothing new to plot.
+                st.session_state[SKIP_TICK] = True
+                st.rerun()
+
+        panel()
+
+    buttons_and_panel()
 
 
 def explore_page() -> None:

@@ -220,3 +220,19 @@ def test_a_failing_step_becomes_a_message(monkeypatch):
     monkeypatch.setattr(run.trainer, "step", boom)
     assert live.tick(run) == 0
     assert "simulated" in run.error and not run.running
+
+
+def test_resume_a_saved_run_in_a_new_session():
+    first = live.start_run(make_config(seq_len=12, hidden_size=8, steps=500))
+    live.tick(first, budget_s=0.05)
+    live.stop(first)
+    at = new_app()
+    assert first.name in at.selectbox(key="saved_pick").options
+    at.selectbox(key="saved_pick").set_value(first.name)
+    at.button(key="btn_resume_saved").click().run()
+    assert not at.exception and not at.error
+    run = at.session_state["run"]
+    assert run.name == first.name and run.trainer.status == "running"
+    assert run.trainer.step_index > first.trainer.step_index
+    # the charts start from what the run store held
+    assert run.history.recorded_steps()[0] == 0 and run.history.n > first.history.n
