@@ -271,7 +271,7 @@ def clipping_figure(steps: np.ndarray, pre: np.ndarray, post: np.ndarray, clippe
     traces = [go.Scatter(x=steps[idx], y=_finite_or_none(pre[idx]), mode="lines", name="before clipping",
                          line=dict(color=COLOURS[0])),
               go.Scatter(x=steps[idx], y=_finite_or_none(post[idx]), mode="lines", name="after clipping",
-                         line=dict(color=COLOURS[2]))]
+                         line=dict(color=COLOURS[2], dash="dot"))]  # dotted: it lies on "before" when nothing is clipped
     hit = np.flatnonzero(clipped)
     hit = hit[thin_indices(len(hit), max_points)]
     traces.append(go.Scatter(x=steps[hit], y=_finite_or_none(pre[hit]), mode="markers", name="clipping fired",

@@ -100,7 +100,8 @@ def controls(cfg: RunConfig | None) -> None:
 
 def saved_runs_sidebar() -> None:
     with st.sidebar.expander("Saved runs"):
-        names = live.resumable_runs()
+        own = _current_run()
+        names = [n for n in live.resumable_runs() if own is None or n != own.name]  # not the one training here
         st.caption(f"Run store: `{store.runs_root()}`. Stopped runs can be continued here.")
         if not names:
             st.caption("No stopped run to resume.")

@@ -63,7 +63,7 @@ def draw_status(run: LiveRun) -> None:
     elif tr.status == "stopped":
         st.info(f"Stopped: {tr.reason}. Saved as run `{run.name}`; **Resume** continues it.")
     sps = run.steps_per_second()
-    st.progress(run.progress(), text=f"step {tr.step_index} / {run.cfg.steps} · {sps:.1f} steps/s · "
+    st.progress(run.progress(), text=f"{tr.step_index} / {run.cfg.steps} steps · {sps:.1f} steps/s · "
                                      f"{tr.engine} engine on {tr.device} · run `{run.name}`")
 
 

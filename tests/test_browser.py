@@ -107,6 +107,9 @@ def test_train_fills_charts_in_browser(server):
             page.locator(".st-key-btn_stop").get_by_role("button", name="Stop").click()
             page.get_by_text("Stopped:").wait_for(timeout=5_000)
             assert page.locator('[data-testid="stException"]').count() == 0
+            stopped = page.locator('[data-testid="stProgress"]').inner_text()
+            page.wait_for_timeout(1200)  # a few tick intervals: nothing may train any more
+            assert page.locator('[data-testid="stProgress"]').inner_text() == stopped
             assert page.locator(".st-key-btn_resume").get_by_role("button", name="Resume").is_enabled()
             page.screenshot(path=str(ARTIFACTS / "explore_stopped.png"), full_page=True)
         finally:
