@@ -253,11 +253,15 @@ def attention_figure(attention: np.ndarray, step: int | None = None) -> go.Figur
     """Mean attention weights: queries on y (the last ones for every-step tasks), timesteps on x."""
     a = np.asarray(attention, dtype=np.float64)
     Q = a.shape[0]
-    return go.Figure(go.Heatmap(z=a, x=np.arange(a.shape[-1]), y=np.arange(Q) - Q + 1 if Q > 1 else ["end"],
-                               colorscale="Blues", zmin=0.0, colorbar=dict(title=dict(text="weight")),
-                               hovertemplate="key t = %{x}<br>query %{y}<br>weight %{z:.3f}<extra></extra>"),
-                     layout=_layout("Attention" + (f" (step {step})" if step is not None else ""), "key timestep t",
-                                    "query (relative to the last step)", uirev="attention"))
+    y = np.arange(Q) - Q + 1  # 0 is the last query; numeric, so the axis type never flips to category
+    layout = _layout("Attention" + (f" (step {step})" if step is not None else ""), "key timestep t",
+                     "query (relative to the last step)" if Q > 1 else "query", uirev="attention")
+    if Q == 1:
+        layout["yaxis"].update(tickvals=[0], ticktext=["end"])
+    return go.Figure(go.Heatmap(z=a, x=np.arange(a.shape[-1]), y=y, colorscale="Blues", zmin=0.0,
+                                colorbar=dict(title=dict(text="weight")),
+                                hovertemplate="key t = %{x}<br>query %{y}<br>weight %{z:.3f}<extra></extra>"),
+                     layout=layout)
 
 
 # --- 5. clipping -------------------------------------------------------------------------------

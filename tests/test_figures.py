@@ -144,6 +144,10 @@ def test_attention_heatmap_queries_by_time():
     a = np.random.default_rng(4).dirichlet(np.ones(16), size=8)  # (Q=8, T=16)
     hm = F.attention_figure(a, step=3).data[0]
     assert hm.type == "heatmap" and np.asarray(hm.z).shape == (8, 16)
+    np.testing.assert_array_equal(np.asarray(hm.y), np.arange(-7, 1))  # 0 is the last query
+    # one end-of-sequence query: still a numeric axis (a category 'end' did not draw after an empty frame)
+    one = F.attention_figure(a[:1])
+    assert np.asarray(one.data[0].y).tolist() == [0] and list(one.layout.yaxis.ticktext) == ["end"]
 
 
 # --- clipping and loss ------------------------------------------------------------------------------
