@@ -22,7 +22,8 @@ NUMERICS_NOTE = (f"Colour is log10 ‖∂L/∂h_t‖ (exact, from the fused kern
 
 
 def _chart(fig: go.Figure, key: str) -> None:
-    st.plotly_chart(fig, key=key, width="stretch", config=PLOTLY_CONFIG)
+    # A fixed height keeps the page from jumping while a chart is redrawn with new data.
+    st.plotly_chart(fig, key=key, width="stretch", height=int(fig.layout.height or F.HEIGHT), config=PLOTLY_CONFIG)
 
 
 def _directions(cfg: RunConfig) -> int:
