@@ -41,7 +41,8 @@ def set_torch_threads() -> None:
     """One intra-op thread unless BPTT_LAB_TORCH_THREADS says otherwise. These models are small
     (H=64, B=32): on a busy 2-core machine two OpenMP threads fighting the server, the browser and
     other work made the median step 65 ms instead of 8 ms, with stalls of seconds."""
-    torch.set_num_threads(max(1, int(os.environ.get("BPTT_LAB_TORCH_THREADS", "1"))))
+    raw = os.environ.get("BPTT_LAB_TORCH_THREADS", "1")
+    torch.set_num_threads(max(1, int(raw)) if raw.strip().isdigit() else 1)
 
 
 def _current_run() -> live.LiveRun | None:

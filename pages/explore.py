@@ -1,8 +1,6 @@
 """Explore: change one knob, press Train, watch ‖∂L/∂h_t‖ vanish or survive through time."""
 from __future__ import annotations
 
-import streamlit as st
-
 from dashboard.page import explore_page
 
 explore_page()
