@@ -62,9 +62,6 @@ def start_run(cfg: RunConfig, name: str | None = None) -> LiveRun:
     """A new run, saved to the run store as it goes. Raises what Trainer raises (shown by the page)."""
     name = name or new_run_name(cfg)
     trainer = Trainer(cfg, out_dir=store.run_dir(name))
-    # The trainer flushes the run store every 2 s counting from 0, i.e. also after the very first
-    # step (~0.1-0.3 s of fsyncs). Count from now instead: the first chart should not wait on disk.
-    trainer._last_flush = time.perf_counter()
     run = LiveRun(trainer, name)
     run._marks.append((time.perf_counter(), 0))
     return run

@@ -84,7 +84,9 @@ class Trainer:
         self.last_val: float | None = None
         self.callbacks: dict[str, list[Callable]] = defaultdict(list)
         self._stop_requested = False
-        self._last_flush = 0.0
+        # config.json and status.json are written below; the first full save waits FLUSH_SECONDS,
+        # so a UI's first chart never waits on disk
+        self._last_flush = time.perf_counter()
         self._save_seconds = 0.0  # how long the last save took
         if self.out_dir is not None:
             store.atomic_write_json(self.out_dir / "config.json", cfg.model_dump())
