@@ -86,6 +86,7 @@ class Result:
     grad_ratio_log10: float | None = None  # mean log10(‖∂L/∂h_0‖ / ‖∂L/∂h_{T-1}‖) over the last recorded steps
     horizon: float | None = None  # mean steps back to a 1e-3 drop (T when it never drops that far)
     horizon_capped: bool = False  # some profile never dropped by 1e-3: the horizon is at least T
+    val_blind: float | None = None  # regression read at the last step: best constant's MSE on this val set
 
 
 def config_text(cfg: RunConfig) -> str:
@@ -101,26 +102,45 @@ def _fmt_value(v) -> str:
 
 
 def gradient_path(trainer: Trainer) -> tuple[float | None, float | None, bool]:
-    """Summarise ‖∂L/∂h_t‖ of the top layer over the last recorded full-length, finite profiles.
+    """Summarise ‖∂L/∂h_t‖ of the top layer over the last recorded finite profiles.
 
-    Returns (mean log10 of g_0 / g_{T-1}, mean memory horizon in steps, whether a horizon hit T).
+    A curriculum step's profile is NaN-padded past its active length: each profile is read over
+    its own length, so "T-1" means that step's last timestep.
+    Returns (mean log10 of g_0 / g_{T-1}, mean memory horizon in steps, whether a horizon hit its T).
     """
     arrays = trainer.recorder.stacked()
     if "timestep_grads" not in arrays:
         return None, None, False
     cfg = trainer.cfg
     top = (cfg.layers - 1) * (2 if cfg.bidirectional else 1)  # forward direction of the top layer
-    g = arrays["timestep_grads"][:, top, :]  # (R, T), R recorded steps
-    ok = np.isfinite(g).all(1) & (g[:, -1] > 0)  # curriculum steps (NaN-padded) and diverged steps drop out
-    g = np.maximum(g[ok][-LAST_RECORDED:], FLOOR)  # (K, T)
-    if len(g) == 0:
+    profiles = []
+    for g in arrays["timestep_grads"][:, top, :]:  # (T,) per recorded step
+        n = len(g) - int(np.isnan(g[::-1]).cumprod().sum())  # drop the trailing NaN padding only
+        g = g[:n]
+        if n >= 2 and np.isfinite(g).all() and g[-1] > 0:  # a diverged step's profile drops out
+            profiles.append(np.maximum(g, FLOOR))
+    profiles = profiles[-LAST_RECORDED:]
+    if not profiles:
         return None, None, False
-    T = g.shape[1]
-    ratio = float(np.mean(np.log10(g[:, 0] / g[:, -1])))
-    below = g[:, ::-1] < HORIZON_DROP * g[:, -1:]  # (K, T): index j is j steps back from t = T-1
-    crossed = below.any(1)
-    steps_back = np.where(crossed, below.argmax(1), T)  # first j where the gradient fell below the bar
-    return ratio, float(steps_back.mean()), bool((~crossed).any())
+    ratios, horizons, capped = [], [], False
+    for g in profiles:
+        ratios.append(np.log10(g[0] / g[-1]))
+        below = g[::-1] < HORIZON_DROP * g[-1]  # index j: j steps back from the last timestep
+        horizons.append(int(below.argmax()) if below.any() else len(g))  # never fell: the whole length
+        capped |= not below.any()
+    return float(np.mean(ratios)), float(np.mean(horizons)), capped
+
+
+def val_blind_loss(trainer: Trainer) -> float | None:
+    """The best input-blind guess on the run's own 256 validation sequences (last-step MSE tasks).
+
+    The task baseline is the population value (1/6 for adding); a 256-sequence val set can sit well
+    below it (0.152 at T=50, seed 0), so a net that learnt nothing can still "beat" the baseline.
+    """
+    if trainer.spec.loss != "mse" or trainer.spec.read != "last":
+        return None
+    y = trainer.val_batch[1].double()  # (B, O)
+    return float(((y - y.mean(0)) ** 2).mean())
 
 
 def run_one(exp: Experiment, scale: float) -> Result:
@@ -131,7 +151,8 @@ def run_one(exp: Experiment, scale: float) -> Result:
     trainer.run()
     seconds = time.perf_counter() - t0
     ratio, horizon, capped = gradient_path(trainer)
-    return Result(exp, config_text(cfg), steps, trainer.summary(), seconds, ratio, horizon, capped)
+    return Result(exp, config_text(cfg), steps, trainer.summary(), seconds, ratio, horizon, capped,
+                  val_blind_loss(trainer))
 
 
 def _num(x: float | None, digits: int = 4) -> str:
@@ -142,7 +163,7 @@ def _num(x: float | None, digits: int = 4) -> str:
 
 def markdown_table(results: list[Result]) -> str:
     head = ["effect", "experiment", "config (non-default keys)", "steps", "final val loss", "baseline",
-            "beat baseline?", "status", "log10 g(0)/g(T-1)", "memory horizon (steps)"]
+            "val-set best constant", "beat baseline?", "status", "log10 g(0)/g(T-1)", "memory horizon (steps)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in results:
         s = r.summary
@@ -152,7 +173,7 @@ def markdown_table(results: list[Result]) -> str:
         horizon = "—" if r.horizon is None else ("≥" if r.horizon_capped else "") + f"{r.horizon:.0f}"
         lines.append("| " + " | ".join([
             r.experiment.effect, r.experiment.name, f"`{r.config}`", steps,
-            _num(s["final_val_loss"]), _num(s["baseline"]), "yes" if s["beat_baseline"] else "no",
+            _num(s["final_val_loss"]), _num(s["baseline"]), _num(r.val_blind), "yes" if s["beat_baseline"] else "no",
             s["status"], "—" if r.grad_ratio_log10 is None else f"{r.grad_ratio_log10:.1f}", horizon,
         ]) + " |")
     return "\n".join(lines)
@@ -191,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         Path(args.json).write_text(json.dumps([{
             "effect": r.experiment.effect, "name": r.experiment.name, "config": r.config, "seconds": r.seconds,
             "grad_ratio_log10": r.grad_ratio_log10, "horizon": r.horizon, "horizon_capped": r.horizon_capped,
+            "val_blind": r.val_blind,
             **r.summary} for r in results], indent=1, default=str))
     return 0
 
