@@ -12,5 +12,5 @@ sys.path.insert(0, str(ROOT))
 def _runs_root(tmp_path, monkeypatch):
     # every test gets its own run store: no test writes into the repo's runs/
     monkeypatch.setenv("BPTT_LAB_RUNS", str(tmp_path / "runs"))
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)  # tiny models: a second intra-op thread gains little and stalls under load
     yield
