@@ -83,12 +83,13 @@ def draw_metrics(run: LiveRun) -> None:
                       f"{F.HORIZON_RATIO:g} of its value at the last step; change since the previous recorded step.")
     final = summary["final_val_loss"]
     b.metric("Validation loss", "—" if final is None else f"{final:.4g}",
-             help=f"Baseline: {summary['baseline_name']} = {summary['baseline']:.4g}")
+             help=f"Baseline: {summary['baseline_name']} = {summary['baseline']:.4g} in expectation, "
+                  f"{summary['val_baseline']:.4g} on this run's validation batch (the bar it must beat)")
     with b:
         if summary["beat_baseline"]:
             st.badge("Beat the baseline", icon=":material/check_circle:", color="green")
         elif final is not None:
-            st.badge(f"Baseline {summary['baseline']:.3g} not beaten yet", color="gray")
+            st.badge(f"Baseline {summary['val_baseline']:.3g} not beaten yet", color="gray")
     sc = h.scalars()
     c.metric("Steps clipped", f"{100 * F.clipped_fraction(sc['clipped']):.0f} %",
              help="Share of steps where gradient clipping fired (clip > 0).")

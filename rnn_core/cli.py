@@ -53,8 +53,9 @@ def _train(trainer, quiet: bool) -> int:
     loss = "n/a" if s["final_val_loss"] is None else f"{s['final_val_loss']:.4g}"
     verdict = "beat the baseline" if s["beat_baseline"] else "did not beat the baseline"
     extra = f" ({s['reason']})" if s["status"] != "finished" else ""
-    print(f"{s['status']}{extra}: final val loss {loss} vs baseline {s['baseline']:.4g} ({s['baseline_name']}), "
-          f"{verdict}; {s['steps_done']} steps; run saved to {trainer.out_dir}")
+    print(f"{s['status']}{extra}: final val loss {loss} vs baseline {s['baseline']:.4g} ({s['baseline_name']}; "
+          f"{s['val_baseline']:.4g} on the validation batch), {verdict}; {s['steps_done']} steps; "
+          f"run saved to {trainer.out_dir}")
     return 0 if s["status"] in ("finished", "stopped") else 1
 
 

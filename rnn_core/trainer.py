@@ -30,7 +30,7 @@ from .engines import fused_supported
 from .model import ATTN_KEEP_QUERIES, ATTN_SAMPLES, build_model
 from .optim import build_optimizer, clip_gradients, lr_factor, set_lr
 from .recorder import Recorder, StepRecord
-from .tasks import TaskSpec, make_batch, spec as task_spec
+from .tasks import TaskSpec, baseline_loss, make_batch, spec as task_spec
 from .warmstart import apply_freeze, load_warm_start
 
 VAL_BATCH = 256  # held-out sequences for val_loss: fixed for the whole run
@@ -75,6 +75,7 @@ class Trainer:
             self.rng_state = self._get_rng()
         val_gen = torch.Generator().manual_seed(cfg.seed + 2_000_003)
         xv, yv = make_batch(cfg, val_gen, VAL_BATCH, split="val")
+        self.val_baseline = baseline_loss(cfg, xv, yv)  # the bar on this batch (see tasks.baseline_loss)
         self.val_batch = (xv.to(self.device), yv.to(self.device))
         self.recorder = Recorder(cfg.seq_len)
         self.step_index = 0  # steps done
@@ -264,7 +265,8 @@ class Trainer:
             "status": self.status, "reason": self.reason, "steps_done": self.step_index,
             "diverged_at": self.diverged_at, "final_val_loss": final, "baseline": self.spec.baseline,
             "baseline_name": self.spec.baseline_name,
-            "beat_baseline": bool(final is not None and math.isfinite(final) and final < self.spec.baseline),
+            "val_baseline": self.val_baseline,
+            "beat_baseline": bool(final is not None and math.isfinite(final) and final < self.val_baseline),
             "engine": self.engine, "device": str(self.device),
             # charlm: cross-entropy in nats / ln 2 = bits per character
             **({"final_val_bits_per_char": final / math.log(2) if final is not None else None,

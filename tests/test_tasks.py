@@ -100,3 +100,28 @@ def test_same_seed_same_data():
     a = make_batch(cfg, torch.Generator().manual_seed(9), 4)
     b = make_batch(cfg, torch.Generator().manual_seed(9), 4)
     torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("values", [dict(task="adding"), dict(task="copy", seq_len=40), dict(task="temporal_order"),
+                                    dict(task="digits", seq_len=64), dict(task="sine", horizon=2), dict(task="charlm")])
+def test_the_baseline_predictor_on_a_large_batch_scores_the_closed_form(values):
+    from rnn_core.tasks import baseline_loss
+
+    cfg = make_config(**values)
+    x, y = _batch(cfg, B=4096, split="val")
+    assert baseline_loss(cfg, x, y) == pytest.approx(spec(cfg).baseline, rel=0.05)
+
+
+def test_beating_the_baseline_is_judged_on_the_validation_batch_itself():
+    """Seed 0's 256 validation sequences for adding at T=50 sit below 1/6: predicting their mean is no win."""
+    from rnn_core.trainer import Trainer
+
+    tr = Trainer(make_config(task="adding", seq_len=50, steps=1))
+    xv, yv = tr.val_batch
+    best_constant = float(((yv - yv.mean()) ** 2).mean())
+    assert tr.val_baseline == pytest.approx(best_constant)
+    assert tr.val_baseline < spec(tr.cfg).baseline - 0.01
+    tr.last_val = best_constant  # a net that only learned the mean: below 1/6, yet no win
+    assert not tr.summary()["beat_baseline"]
+    tr.last_val = best_constant - 0.01
+    assert tr.summary()["beat_baseline"]
