@@ -72,7 +72,7 @@ def memory(steps: int, real: int) -> None:
               f"i.e. ~{total:.1f} MiB at {steps} steps: it grows with the run and is owned by rnn_core.")
 
 
-def first_chart(repeats: int) -> None:
+def first_chart(repeats: int, full_run: bool = False) -> None:
     """Serve the app once; for each repeat open a fresh tab (a new session), wait for the chart
     frames, click Train and time the first filled heatmap. Same steps as tests/test_browser.py."""
     import os
@@ -90,7 +90,7 @@ def first_chart(repeats: int) -> None:
                              "127.0.0.1", "--server.port", str(port), "--server.headless", "true"],
                             cwd=ROOT, env={**os.environ, "BPTT_LAB_RUNS": tmp}, stdout=subprocess.DEVNULL,
                             stderr=subprocess.STDOUT, start_new_session=True)
-    times = []
+    times, run_times = [], []
     try:
         _wait_healthy(port, proc)
         with sync_playwright() as pw:
@@ -104,8 +104,12 @@ def first_chart(repeats: int) -> None:
                 page.locator(".st-key-btn_train").get_by_role("button", name="Train").click()
                 page.wait_for_function(HEATMAP_FILLED, timeout=30_000, polling=20)
                 times.append(time.perf_counter() - t0)
-                page.locator(".st-key-btn_stop").get_by_role("button", name="Stop").click()
-                page.wait_for_timeout(500)
+                if full_run:  # let the default run (300 steps) finish: time until the "Finished" banner
+                    page.get_by_text("Finished: all").wait_for(timeout=120_000)
+                    run_times.append(time.perf_counter() - t0)
+                else:
+                    page.locator(".st-key-btn_stop").get_by_role("button", name="Stop").click()
+                    page.wait_for_timeout(500)
                 page.close()
             browser.close()
     finally:
@@ -113,6 +117,9 @@ def first_chart(repeats: int) -> None:
         proc.wait(timeout=10)
     print("time from Train click to first filled heatmap (s): " + ", ".join(f"{t:.3f}" for t in times) +
           f"; median {np.median(times):.3f}, min {min(times):.3f}, max {max(times):.3f}")
+    if run_times:
+        print("time from Train click to the end of the default run, in the browser (s): " +
+              ", ".join(f"{t:.2f}" for t in run_times) + f"; median {np.median(run_times):.2f}")
 
 
 def main() -> None:
@@ -123,11 +130,12 @@ def main() -> None:
     m.add_argument("--real", type=int, default=0, help="also train this many real steps and compare")
     fc = sub.add_parser("first-chart")
     fc.add_argument("--repeats", type=int, default=5)
+    fc.add_argument("--full-run", action="store_true", help="also time the whole default run, click to 'Finished'")
     args = ap.parse_args()
     if args.cmd == "memory":
         memory(args.steps, args.real)
     else:
-        first_chart(args.repeats)
+        first_chart(args.repeats, args.full_run)
 
 
 if __name__ == "__main__":
