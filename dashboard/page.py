@@ -20,7 +20,7 @@ from . import live
 from .panel import draw_empty, draw_run
 from .widgets import config_sidebar, url_warning
 
-TICK_INTERVAL_S = 0.35  # a tick does ~0.2 s of training, then the charts are redrawn
+TICK_INTERVAL_S = 0.5  # a tick does ~0.4 s of training, then the charts are redrawn
 RUN, START_ERROR, CFG, SKIP_TICK = "run", "start_error", "panel_cfg", "skip_tick"
 TIMER_ON, FULL_RUN = "timer_on", "full_run"  # is the browser's tick timer running; is this a full run
 
