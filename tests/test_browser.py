@@ -85,7 +85,8 @@ def test_train_fills_charts_in_browser(server):
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1700})
-            page.goto(url + "/?seq_len=50", timeout=30_000)
+            # enough steps that the run cannot finish before the test clicks Stop (a default run takes ~8 s)
+            page.goto(url + "/?seq_len=50&steps=20000", timeout=30_000)
             # the chart frames are drawn at page load, so plotly.js is in before the click
             page.wait_for_function(CHART_FRAMES, timeout=30_000)
             train = page.locator(".st-key-btn_train").get_by_role("button", name="Train")  # keyed widgets get an st-key-<key> class
