@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .config import ConfigError, RunConfig, _describe_allowed, make_config, parse_assignments
+from .config import ConfigError, RunConfig, describe_allowed, make_config, parse_assignments
 from .store import RunStoreError
 
 
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "keys":
             for name, field in RunConfig.model_fields.items():
-                print(f"{name:24} default={field.default!r:12} {_describe_allowed(name)}  {field.description or ''}")
+                print(f"{name:24} default={field.default!r:12} {describe_allowed(name)}  {field.description or ''}")
             return 0
         if args.command == "train":
             cfg = make_config(parse_assignments(args.sets))

@@ -113,7 +113,7 @@ class RunConfig(BaseModel):
         return self
 
 
-def _describe_allowed(key: str) -> str:
+def describe_allowed(key: str) -> str:
     """What the schema allows for `key`, in words, for error messages."""
     field = RunConfig.model_fields.get(key)
     if field is None:
@@ -136,11 +136,11 @@ def format_validation_error(err: ValidationError) -> str:
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"])
         if e["type"] == "extra_forbidden":
-            parts.append(f"unknown key '{loc}' ({_describe_allowed(loc)})")
+            parts.append(f"unknown key '{loc}' ({describe_allowed(loc)})")
         elif not loc:  # cross-field check: its message already names the keys
             parts.append(str(e["msg"]).removeprefix("Value error, "))
         else:
-            parts.append(f"{loc}={e.get('input')} is invalid ({_describe_allowed(loc)})")
+            parts.append(f"{loc}={e.get('input')} is invalid ({describe_allowed(loc)})")
     return "; ".join(parts)
 
 
@@ -162,8 +162,3 @@ def parse_assignments(pairs: list[str]) -> dict[str, str]:
             raise ConfigError(f"'{pair}' is not KEY=VALUE (for example --set cell=lstm)")
         out[key.strip()] = value.strip()
     return out
-
-
-def config_from_strings(values: Mapping[str, str]) -> RunConfig:
-    """Strings (CLI, URL) to config. Booleans accept true/false/1/0/yes/no, as pydantic does."""
-    return make_config(dict(values))

@@ -165,10 +165,6 @@ def _norms_t(g: Tensor) -> Tensor:
     return torch.linalg.vector_norm(g, dim=(1, 2), dtype=torch.float64)
 
 
-def _norms(g: Tensor) -> np.ndarray:
-    return _norms_t(g).cpu().numpy()
-
-
 def _grad_or_zeros(t: Tensor) -> Tensor:
     return t.grad if t.grad is not None else torch.zeros_like(t)
 
@@ -341,7 +337,9 @@ def _to_host(parts: dict[str, Tensor]) -> dict[str, np.ndarray]:
 
 
 def hidden_saturation_t(out: Tensor, layer: RecurrentLayer) -> Tensor | None:
-    # (T, B, H) -> (T,) on the device; None for a linear RNN
+    """(T, B, H) -> (T,) fraction of saturated units, on the device: |h| > 0.95 for tanh-like states,
+    sigmoid outside [0.05, 0.95], and for relu the dead fraction (h <= 0, no gradient passes).
+    None for a linear RNN, which cannot saturate (recorded as NaN)."""
     act = layer.activation if layer.cell == "rnn" else "tanh"
     if act == "relu":
         return out.le(0).sum((1, 2)) / out[0].numel()
@@ -350,10 +348,3 @@ def hidden_saturation_t(out: Tensor, layer: RecurrentLayer) -> Tensor | None:
     if act == "linear":
         return None
     return out.abs().gt_(SAT_TANH).mean((1, 2))
-
-
-def hidden_saturation(out: Tensor, layer: RecurrentLayer) -> np.ndarray:
-    """(T,) fraction of saturated units: |h| > 0.95 for tanh-like states, sigmoid outside [0.05, 0.95],
-    and for relu the dead fraction (h == 0, no gradient passes). A linear RNN cannot saturate: NaN."""
-    frac = hidden_saturation_t(out, layer)
-    return np.full(out.shape[0], np.nan) if frac is None else frac.double().cpu().numpy()

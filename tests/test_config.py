@@ -1,6 +1,6 @@
 import pytest
 
-from rnn_core.config import ConfigError, RunConfig, config_from_strings, make_config, parse_assignments
+from rnn_core.config import ConfigError, RunConfig, make_config, parse_assignments
 
 
 def test_every_field_has_a_default_and_a_description():
@@ -40,7 +40,7 @@ def test_bad_values_get_one_clear_line(values, words):
 
 
 def test_strings_are_coerced_like_a_cli_or_url():
-    cfg = config_from_strings({"seq_len": "120", "bidirectional": "true", "lr": "3e-4", "cell": "gru"})
+    cfg = make_config({"seq_len": "120", "bidirectional": "true", "lr": "3e-4", "cell": "gru"})
     assert (cfg.seq_len, cfg.bidirectional, cfg.lr, cfg.cell) == (120, True, 3e-4, "gru")
 
 
