@@ -27,10 +27,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere without installing
 
 from rnn_core.config import RunConfig, make_config  # noqa: E402
+from rnn_core.diagnostics import memory_horizon  # noqa: E402
 from rnn_core.trainer import Trainer  # noqa: E402
 
 FLOOR = 1e-300  # an exactly vanished gradient (0.0) is read as this, so its log stays finite
-HORIZON_DROP = 1e-3  # memory horizon: steps back until ‖∂L/∂h_t‖ < 1e-3 · ‖∂L/∂h_{T-1}‖
 LAST_RECORDED = 5  # gradient profiles are averaged over this many last recorded steps
 HIDDEN = ("steps", "record_every", "eval_every")  # bookkeeping keys left out of the config column
 ALWAYS_SHOWN = ("task", "seq_len", "cell")  # shown even at their defaults, so each row reads on its own
@@ -122,12 +122,9 @@ def gradient_path(trainer: Trainer) -> tuple[float | None, float | None, bool]:
     profiles = profiles[-LAST_RECORDED:]
     if not profiles:
         return None, None, False
-    ratios, horizons, capped = [], [], False
-    for g in profiles:
-        ratios.append(np.log10(g[0] / g[-1]))
-        below = g[::-1] < HORIZON_DROP * g[-1]  # index j: j steps back from the last timestep
-        horizons.append(int(below.argmax()) if below.any() else len(g))  # never fell: the whole length
-        capped |= not below.any()
+    ratios = [np.log10(g[0] / g[-1]) for g in profiles]
+    horizons = [memory_horizon(g) for g in profiles]  # the app's own definition, ratio HORIZON_RATIO
+    capped = any(h == len(g) for h, g in zip(horizons, profiles))  # never fell: the whole length
     return float(np.mean(ratios)), float(np.mean(horizons)), capped
 
 
@@ -139,8 +136,7 @@ def val_blind_loss(trainer: Trainer) -> float | None:
     """
     if trainer.spec.loss != "mse" or trainer.spec.read != "last":
         return None
-    y = trainer.val_batch[1].double()  # (B, O)
-    return float(((y - y.mean(0)) ** 2).mean())
+    return trainer.val_baseline  # for adding, rnn_core's tasks.baseline_loss is that best constant
 
 
 def run_one(exp: Experiment, scale: float) -> Result:

@@ -16,7 +16,6 @@ import numpy as np
 import plotly.graph_objects as go
 
 FLOOR = 1e-300  # an exact zero (e.g. a gradient flushed to 0) is shown as this value
-HORIZON_RATIO = 1e-3  # the memory horizon ends where the gradient drops below 1e-3 of its last value
 HEIGHT = 330
 GATE_NAMES = {"lstm": ("input i", "forget f", "candidate g", "output o"), "gru": ("reset r", "update z", "candidate n")}
 CANDIDATE_BLOCK = {"rnn": 0, "lstm": 2, "gru": 2}  # which W_hh block's spectral radius drives the envelope
@@ -29,26 +28,6 @@ def safe_log10(values: np.ndarray) -> np.ndarray:
     v = np.asarray(values, dtype=np.float64)
     with np.errstate(invalid="ignore"):
         return np.log10(np.maximum(v, FLOOR))
-
-
-def memory_horizon(profile: np.ndarray, ratio: float = HORIZON_RATIO) -> int:
-    """Timesteps back from the last step until ‖∂L/∂h_t‖ first falls below `ratio` × its last value.
-
-    profile: (T,) gradient norms over time. The last step is the last finite entry (a curriculum
-    pads the end with NaN). Returns last + 1 (the whole sequence) when the gradient never falls
-    that far, and 0 when the last value is 0 or missing (no reference to compare with).
-    """
-    g = np.asarray(profile, dtype=np.float64)
-    finite = np.flatnonzero(np.isfinite(g))
-    if len(finite) == 0:
-        return 0
-    last = int(finite[-1])
-    ref = g[last]
-    if not ref > 0:
-        return 0
-    with np.errstate(invalid="ignore"):
-        below = np.flatnonzero(g[:last] < ratio * ref)
-    return last + 1 if len(below) == 0 else last - int(below[-1])
 
 
 def linear_envelope(profile: np.ndarray, gamma: float, reverse: bool = False) -> np.ndarray:

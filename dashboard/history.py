@@ -20,7 +20,9 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .figures import FLOOR, memory_horizon
+from rnn_core.diagnostics import memory_horizon
+
+from .figures import FLOOR
 
 MAX_RECORDED = 500  # heatmap rows kept; 500 × T=50 × float32 is 100 kB per array
 MAX_STEPS = 100_000  # per-step points kept (RunConfig allows at most 100,000 steps per run)

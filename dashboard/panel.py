@@ -5,11 +5,11 @@ Every chart has a stable key and is drawn on every run of the panel, empty befor
 """
 from __future__ import annotations
 
-import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
 from rnn_core.config import RunConfig
+from rnn_core.diagnostics import HORIZON_RATIO
 
 from . import figures as F
 from .live import LiveRun
@@ -80,7 +80,7 @@ def draw_metrics(run: LiveRun) -> None:
         delta = None if h.horizon_prev is None else h.horizon_last - h.horizon_prev
         a.metric("Effective memory horizon", value, delta=delta,
                  help=f"Timesteps back from the last step until ‖∂L/∂h_t‖ (layer 1) falls below "
-                      f"{F.HORIZON_RATIO:g} of its value at the last step; change since the previous recorded step.")
+                      f"{HORIZON_RATIO:g} of its value at the last step; change since the previous recorded step.")
     final = summary["final_val_loss"]
     b.metric("Validation loss", "—" if final is None else f"{final:.4g}",
              help=f"Baseline: {summary['baseline_name']} = {summary['baseline']:.4g} in expectation, "

@@ -9,6 +9,8 @@ import torch
 from .model import SeqModel
 from .optim import param_norms
 
+HORIZON_RATIO = 1e-3  # the memory horizon ends where the gradient drops below 1e-3 of its last value
+
 
 def recurrent_spectra(model: SeqModel) -> tuple[np.ndarray, np.ndarray]:
     """Spectral radius and largest singular value of each H×H gate block of each W_hh.
@@ -77,3 +79,23 @@ def group_norms(groups: dict[str, list[torch.nn.Parameter]]) -> dict[str, float]
     if grads:
         np.add.at(sq, owner, param_norms(grads).cpu().numpy() ** 2)
     return {name: float(v) for name, v in zip(groups, np.sqrt(sq))}
+
+
+def memory_horizon(profile: np.ndarray, ratio: float = HORIZON_RATIO) -> int:
+    """Timesteps back from the last step until ‖∂L/∂h_t‖ first falls below `ratio` × its last value.
+
+    profile: (T,) gradient norms over time. The last step is the last finite entry (a curriculum
+    pads the end with NaN). Returns last + 1 (the whole sequence) when the gradient never falls
+    that far, and 0 when the last value is 0 or missing (no reference to compare with).
+    """
+    g = np.asarray(profile, dtype=np.float64)
+    finite = np.flatnonzero(np.isfinite(g))
+    if len(finite) == 0:
+        return 0
+    last = int(finite[-1])
+    ref = g[last]
+    if not ref > 0:
+        return 0
+    with np.errstate(invalid="ignore"):
+        below = np.flatnonzero(g[:last] < ratio * ref)
+    return last + 1 if len(below) == 0 else last - int(below[-1])

@@ -11,7 +11,6 @@ clip, update. NaN or Inf stops the run cleanly as `diverged`, keeping what was r
 """
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections import defaultdict

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from dashboard import figures as F
+from rnn_core.diagnostics import memory_horizon
 
 
 # --- the memory horizon -----------------------------------------------------------------
@@ -18,21 +19,21 @@ def test_horizon_of_a_geometric_profile(gamma):
     k = 1
     while gamma ** k >= 1e-3:
         k += 1
-    assert F.memory_horizon(profile) == k
+    assert memory_horizon(profile) == k
 
 
 def test_horizon_known_values():
     T = 50
-    assert F.memory_horizon(0.5 ** (T - 1 - np.arange(T))) == 10  # 0.5^10 = 9.8e-4 < 1e-3 <= 0.5^9
-    assert F.memory_horizon(np.ones(T)) == T  # never falls: the whole sequence
-    assert F.memory_horizon(np.r_[np.ones(T - 1), 0.0]) == 0  # no reference value at the last step
-    assert F.memory_horizon(np.full(T, np.nan)) == 0
+    assert memory_horizon(0.5 ** (T - 1 - np.arange(T))) == 10  # 0.5^10 = 9.8e-4 < 1e-3 <= 0.5^9
+    assert memory_horizon(np.ones(T)) == T  # never falls: the whole sequence
+    assert memory_horizon(np.r_[np.ones(T - 1), 0.0]) == 0  # no reference value at the last step
+    assert memory_horizon(np.full(T, np.nan)) == 0
 
 
 def test_horizon_uses_last_finite_step_of_a_curriculum_profile():
     g = 0.5 ** (29 - np.arange(30))
     padded = np.r_[g, np.full(20, np.nan)]  # a shorter curriculum step is NaN-padded to seq_len
-    assert F.memory_horizon(padded) == F.memory_horizon(g) == 10
+    assert memory_horizon(padded) == memory_horizon(g) == 10
 
 
 # --- log scaling ---------------------------------------------------------------------------
