@@ -5,7 +5,6 @@ import cProfile
 import io
 import pstats
 
-import torch
 from torch.profiler import ProfilerActivity, profile
 
 from rnn_core.trainer import Trainer

@@ -1,5 +1,4 @@
 """Each remedy key changes the model or the update as stated: a setting that changes nothing is a defect."""
-import math
 
 import numpy as np
 import pytest
