@@ -40,12 +40,16 @@ def spectra_async(model: SeqModel) -> Future:
 
     The spectra depend only on the weights before this step's update, so they can be computed
     while the step's forward and backward run: LAPACK releases the GIL. On a GPU the host thread
-    is mostly waiting for kernels, so this takes the eigenvalue solve off the step's critical path.
+    is mostly waiting for kernels; on a CPU whose step uses fewer threads than there are cores the
+    solve runs on an idle core. Either way it leaves the step's critical path.
     The caller must collect the result before the optimiser changes the weights.
     """
     global _POOL
     if _POOL is None:  # one shared worker: trainers in several threads queue, they do not multiply threads
-        _POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bptt-spectra")
+        # The worker takes the caller's intra-op thread count: OpenMP keeps one per thread, and a
+        # worker left at the default would fan out over every core, onto the step's own.
+        _POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bptt-spectra",
+                                   initializer=torch.set_num_threads, initargs=(torch.get_num_threads(),))
     return _POOL.submit(recurrent_spectra, model)
 
 

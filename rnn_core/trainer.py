@@ -12,6 +12,7 @@ clip, update. NaN or Inf stops the run cleanly as `diverged`, keeping what was r
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -34,8 +35,17 @@ from .warmstart import apply_freeze, load_warm_start
 
 VAL_BATCH = 256  # held-out sequences for val_loss: fixed for the whole run
 FLUSH_SECONDS = 2.0  # write the run store at most this often while training
-# On CPU the worker thread would compete with the step's own intra-op threads for the same cores.
-SPECTRA_IN_THREAD = {"cpu": False, "cuda": True, "mps": True}
+# Where the spectra are solved on a worker thread during the step. "spare": on CPU only when the
+# step leaves a core idle (fewer intra-op threads than cores, as in the app); otherwise the worker
+# would compete with the step's own threads for the same cores.
+SPECTRA_IN_THREAD = {"cpu": "spare", "cuda": True, "mps": True}
+
+
+def _spectra_in_thread(device: torch.device) -> bool:
+    mode = SPECTRA_IN_THREAD.get(device.type, False)
+    if mode == "spare":
+        return torch.get_num_threads() < (os.cpu_count() or 1)
+    return bool(mode)
 
 
 def resolve_engine(cfg: RunConfig) -> str:
@@ -160,7 +170,7 @@ class Trainer:
         x, y = x.to(self.device), y.to(self.device)
         record = s % cfg.record_every == 0
         # spectra of the weights before this update, solved while the forward/backward runs (GPU)
-        spectra = spectra_async(self.model) if record and SPECTRA_IN_THREAD.get(self.device.type) else None
+        spectra = spectra_async(self.model) if record and _spectra_in_thread(self.device) else None
         lr = cfg.lr * lr_factor(cfg, s)
         set_lr(self.opt, lr)
 

@@ -148,3 +148,15 @@ def test_threaded_spectra_equal_synchronous(monkeypatch):
         np.testing.assert_array_equal(runs[True][key], runs[False][key])
     # the weights changed between steps, so each step's spectrum is its own (not a stale copy)
     assert not np.array_equal(runs[True]["sigma_max"][0], runs[True]["sigma_max"][2])
+
+
+def test_cpu_spectra_go_to_a_thread_only_when_a_core_is_spare(monkeypatch):
+    from rnn_core import trainer as trainer_mod
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(trainer_mod.os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(trainer_mod.torch, "get_num_threads", lambda: 1)
+    assert trainer_mod._spectra_in_thread(cpu)  # three idle cores: solve there
+    monkeypatch.setattr(trainer_mod.torch, "get_num_threads", lambda: 4)
+    assert not trainer_mod._spectra_in_thread(cpu)  # the step uses every core: a worker would only compete
+    assert trainer_mod._spectra_in_thread(torch.device("cuda"))  # the host thread mostly waits on kernels
