@@ -7,8 +7,9 @@
 `memory` feeds StepRecords shaped exactly like the default config's (adding, rnn, 1 layer, T=50,
 record_every=1) into dashboard.history.History and prints the bytes its numpy arrays hold.
 `--real N` also trains N real steps and checks the synthetic records have the same arrays.
-The Trainer's own recorder (rnn_core) keeps every step for the run store; it is printed too,
-because it lives in the same session.
+The same records are fed to rnn_core's Recorder, which the session's Trainer keeps for the
+run store (every metrics row, a bounded set of recorded steps): it is printed too, because it
+lives in the same session.
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from dashboard.history import History  # noqa: E402
 from rnn_core import make_config  # noqa: E402
-from rnn_core.recorder import StepRecord  # noqa: E402
+from rnn_core.recorder import Recorder, StepRecord  # noqa: E402
 
 
 def default_like_record(step: int, T: int = 50) -> StepRecord:
@@ -39,18 +40,29 @@ def default_like_record(step: int, T: int = 50) -> StepRecord:
                       arrays)
 
 
-def memory(steps: int, real: int) -> None:
+def _fed(target, steps: int) -> tuple[float, float, float]:
+    """Feed `steps` default-like records; return (MiB held, MiB peak, seconds), by tracemalloc."""
     tracemalloc.start()
-    h = History()
     t0 = time.perf_counter()
     for s in range(steps):
-        h.add(default_like_record(s))
-    feed_s = time.perf_counter() - t0
+        target.add(default_like_record(s))
+    seconds = time.perf_counter() - t0
     current, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
+    return current / 2**20, peak / 2**20, seconds
+
+
+def memory(steps: int, real: int) -> None:
+    h = History()
+    held, peak, feed_s = _fed(h, steps)
     print(f"history after {steps} default-config steps: {h.nbytes() / 2**20:.2f} MiB in numpy arrays "
           f"({h.n} step points, {h.n_rec} recorded steps kept of {steps}, stride {h.rec_stride}); "
-          f"tracemalloc: {current / 2**20:.2f} MiB held, {peak / 2**20:.2f} MiB peak; fed in {feed_s:.1f} s")
+          f"tracemalloc: {held:.2f} MiB held, {peak:.2f} MiB peak; fed in {feed_s:.1f} s")
+    rec = Recorder(seq_len=50)
+    held, peak, feed_s = _fed(rec, steps)
+    print(f"Trainer recorder after {steps} default-config steps: {rec.nbytes() / 2**20:.2f} MiB of values "
+          f"({len(rec)} metrics rows, {rec.kept()} recorded steps kept of {steps}, stride {rec.stride}); "
+          f"tracemalloc: {held:.2f} MiB held, {peak:.2f} MiB peak; fed in {feed_s:.1f} s")
     if real:
         from rnn_core.trainer import Trainer
 
@@ -62,14 +74,10 @@ def memory(steps: int, real: int) -> None:
         synth = default_like_record(0).arrays
         assert set(rec.arrays) == set(synth), (set(rec.arrays), set(synth))
         assert all(np.shape(rec.arrays[k]) == np.shape(synth[k]) for k in synth)
-        per_step = (sum(a.nbytes for v in tr.recorder.arrays.values() for a in v)) / real
-        rows = tr.recorder.rows  # dict per step; values are floats (keys are shared strings)
-        per_row = sum(sys.getsizeof(r) + sum(sys.getsizeof(v) for v in r.values()) for r in rows) / len(rows)
-        total = (per_step + per_row) * steps / 2**20
-        print(f"real default-config steps: {real}; their records have the same arrays and shapes as the synthetic ones; "
-              f"history {hr.nbytes() / 2**20:.3f} MiB. rnn_core's Trainer.recorder (kept for the run store) holds "
-              f"{per_step:.0f} B of arrays per recorded step and ~{per_row:.0f} B per metrics row, "
-              f"i.e. ~{total:.1f} MiB at {steps} steps: it grows with the run and is owned by rnn_core.")
+        assert set(tr.recorder.columns) == set(default_like_record(0).row()), "synthetic rows lack a column"
+        print(f"real default-config steps: {real}; their records have the same arrays, shapes and metric columns "
+              f"as the synthetic ones; history {hr.nbytes() / 2**20:.3f} MiB, recorder "
+              f"{tr.recorder.nbytes() / 2**20:.3f} MiB.")
 
 
 def first_chart(repeats: int, full_run: bool = False) -> None:

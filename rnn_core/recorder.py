@@ -1,11 +1,19 @@
 """What a run has recorded so far, kept as numpy and written to the run store.
 
-Per-step scalars become rows of metrics.csv. Per-timestep arrays are kept for the
-recorded steps only (every `record_every` steps), padded with NaN to seq_len where a
+Per-step scalars become rows of metrics.csv: every step, one float64 per column (stdlib
+`array`, 8 bytes a value; a dict per row cost ~780 bytes). Per-timestep arrays are kept for
+the recorded steps only (every `record_every` steps), padded with NaN to seq_len where a
 curriculum made the sequence shorter: a timestep that did not exist has no gradient.
+
+The per-timestep arrays are bounded: at most `max_kept` recorded steps and `max_bytes` of
+arrays. Past either, every other kept step is dropped and from then on only every 2nd
+recorded step is kept, so what remains stays evenly spaced over the whole run (its
+`recorded_steps` array says which steps they are).
 """
 from __future__ import annotations
 
+import math
+from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +27,9 @@ TIME_ARRAYS = {"timestep_grads", "cell_grads", "hidden_saturation", "gate_mean",
                "attention_mean", "attention_samples"}
 METRIC_COLUMNS = ["step", "loss", "val_loss", "grad_norm_pre_clip", "grad_norm_post_clip", "clipped", "lr",
                   "step_time_ms", "seq_len_active"]
+INT_COLUMNS = {"step": int, "seq_len_active": int, "clipped": bool}  # stored as float64, read back as these
+MAX_KEPT = 2_000  # recorded steps of per-timestep arrays kept (the app's history keeps 500)
+MAX_BYTES = 64 * 2**20  # and at most this much of them: T=1000 LSTM steps are ~56 kB each
 
 
 @dataclass
@@ -44,15 +55,54 @@ class StepRecord:
 @dataclass
 class Recorder:
     seq_len: int
-    rows: list[dict] = field(default_factory=list)
-    arrays: dict[str, list[np.ndarray]] = field(default_factory=dict)
+    max_kept: int | None = None  # None: MAX_KEPT (read when the recorder is made)
+    max_bytes: int | None = None  # None: MAX_BYTES
+    columns: dict[str, array] = field(default_factory=dict)  # metric -> one float64 per step
+    arrays: dict[str, list[np.ndarray]] = field(default_factory=dict)  # name -> one array per kept step
+    stride: int = 1  # keep a recorded step when (recorded steps offered) % stride == 0
+    offered: int = 0  # recorded steps offered so far
+    _step_bytes: int = 0  # bytes of one kept step's arrays
 
+    def __post_init__(self) -> None:
+        self.max_kept = MAX_KEPT if self.max_kept is None else self.max_kept
+        self.max_bytes = MAX_BYTES if self.max_bytes is None else self.max_bytes
+        if self.max_kept < 2:
+            raise ValueError("max_kept must be at least 2: thinning halves it")
+
+    # --- adding -----------------------------------------------------------------
     def add(self, rec: StepRecord) -> None:
-        self.rows.append(rec.row())
+        self.add_row(rec.row())
         if rec.arrays is not None:
-            for name, value in rec.arrays.items():
-                value = np.asarray(value)
-                self.arrays.setdefault(name, []).append(self._pad(value) if name in TIME_ARRAYS else value)
+            self.add_arrays(rec.arrays)
+
+    def add_row(self, row: dict) -> None:
+        n = len(self)
+        for name, value in row.items():
+            col = self.columns.get(name)
+            if col is None:  # a column first seen now: NaN for the steps before
+                col = self.columns[name] = array("d", [math.nan]) * n
+            col.append(math.nan if value is None else float(value))
+        for name, col in self.columns.items():  # a column this row lacks
+            if len(col) == n:
+                col.append(math.nan)
+
+    def add_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        offered = self.offered
+        self.offered += 1
+        if offered % self.stride:
+            return
+        kept = {name: self._pad(np.asarray(v)) if name in TIME_ARRAYS else np.asarray(v) for name, v in arrays.items()}
+        for name, value in kept.items():
+            self.arrays.setdefault(name, []).append(value)
+        self._step_bytes = max(self._step_bytes, sum(v.nbytes for v in kept.values()))
+        n = self.kept()
+        if n > self.max_kept or n * self._step_bytes > self.max_bytes:
+            self._thin()
+
+    def _thin(self) -> None:
+        # keep the steps whose offer index is a multiple of the doubled stride: the even positions
+        self.stride *= 2
+        self.arrays = {name: values[::2] for name, values in self.arrays.items()}
 
     def _pad(self, a: np.ndarray) -> np.ndarray:
         # time is the last axis of every per-timestep array; shorter (curriculum) ones are NaN-padded
@@ -61,20 +111,64 @@ class Recorder:
             a = np.pad(a, pad, constant_values=np.nan)
         return a
 
+    # --- reading ----------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.columns["step"]) if "step" in self.columns else 0
+
+    def kept(self) -> int:
+        return len(self.arrays.get("recorded_steps", ()))
+
+    def last(self, name: str) -> float | None:
+        col = self.columns.get(name)
+        return col[-1] if col else None
+
+    def _typed(self, name: str, v: float):
+        if name in INT_COLUMNS and not math.isnan(v):
+            return INT_COLUMNS[name](v)
+        return None if name == "val_loss" and math.isnan(v) else v
+
+    @property
+    def rows(self) -> list[dict]:
+        """Every step's metrics as dicts (built on demand: for tests and one-off readers, not per step)."""
+        names = list(self.columns)
+        return [{k: self._typed(k, v) for k, v in zip(names, values)}
+                for values in zip(*(self.columns[k] for k in names))]
+
     def metrics(self) -> pd.DataFrame:
-        return pd.DataFrame(self.rows, columns=None if self.rows else METRIC_COLUMNS)
+        if not self.columns:
+            return pd.DataFrame(columns=METRIC_COLUMNS)
+        df = pd.DataFrame({k: np.frombuffer(v, dtype=np.float64) for k, v in self.columns.items()})
+        for name, kind in INT_COLUMNS.items():
+            if name in df and not df[name].isna().any():
+                df[name] = df[name].astype(kind)
+        return df
 
     def stacked(self) -> dict[str, np.ndarray]:
         return {name: np.stack(values) for name, values in self.arrays.items()}
 
+    def nbytes(self) -> int:
+        """Bytes of recorded values held: the metric columns plus the kept arrays."""
+        return (sum(c.itemsize * len(c) for c in self.columns.values())
+                + sum(a.nbytes for values in self.arrays.values() for a in values))
+
     def write(self, path: Path) -> None:
         atomic_write_csv(path / "metrics.csv", self.metrics())
-        for name, array in self.stacked().items():
-            atomic_write_npy(path / f"{name}.npy", array)
+        for name, array_ in self.stacked().items():
+            atomic_write_npy(path / f"{name}.npy", array_)
 
-    def truncate(self, steps: int) -> None:
-        """Keep what was recorded before `steps` (resuming from a checkpoint taken at `steps`)."""
-        self.rows = [r for r in self.rows if r["step"] < steps]
-        if "recorded_steps" in self.arrays:
-            keep = [i for i, s in enumerate(self.arrays["recorded_steps"]) if int(s) < steps]
-            self.arrays = {k: [v[i] for i in keep] for k, v in self.arrays.items()}
+    # --- resuming ---------------------------------------------------------------
+    def load(self, metrics: pd.DataFrame, arrays: dict[str, np.ndarray], steps: int, record_every: int) -> None:
+        """Refill from a saved run, keeping what was recorded before `steps` (the checkpoint's step)."""
+        metrics = metrics[metrics["step"] < steps] if len(metrics) else metrics
+        self.columns = {name: array("d", metrics[name].astype(np.float64).to_numpy()) for name in metrics.columns}
+        self.offered = len(range(0, steps, record_every))  # steps s < steps with s % record_every == 0
+        self.arrays, self.stride, self._step_bytes = {}, 1, 0
+        recorded = arrays.get("recorded_steps")
+        if recorded is None:
+            return
+        keep = np.flatnonzero(recorded < steps)
+        self.arrays = {name: list(a[keep]) for name, a in arrays.items() if len(a) == len(recorded)}
+        if len(keep):
+            self._step_bytes = sum(v[0].nbytes for v in self.arrays.values())
+        if len(keep) > 1:  # go on at the saved spacing: the gap between kept steps, in recorded steps
+            self.stride = int(np.diff(recorded[keep]).min()) // record_every

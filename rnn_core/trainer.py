@@ -269,7 +269,7 @@ class Trainer:
             self._fire("on_run_end")
 
     def summary(self) -> dict:
-        final = self.last_val if self.last_val is not None else (self.recorder.rows[-1]["loss"] if self.recorder.rows else None)
+        final = self.last_val if self.last_val is not None else self.recorder.last("loss")
         return {
             "status": self.status, "reason": self.reason, "steps_done": self.step_index,
             "diverged_at": self.diverged_at, "final_val_loss": final, "baseline": self.spec.baseline,
@@ -317,11 +317,7 @@ class Trainer:
         if trainer.step_index >= trainer.cfg.steps:
             raise ConfigError(f"the run at {out_dir} already did {trainer.step_index} of steps={trainer.cfg.steps}: "
                               "pass a larger steps to continue it")
-        rows = data.metrics.to_dict("records")
-        trainer.recorder.rows = [{k: (None if isinstance(v, float) and math.isnan(v) and k == "val_loss" else v)
-                                  for k, v in r.items()} for r in rows]
-        trainer.recorder.arrays = {k: list(v) for k, v in data.arrays.items()}
-        trainer.recorder.truncate(trainer.step_index)
+        trainer.recorder.load(data.metrics, data.arrays, trainer.step_index, trainer.cfg.record_every)
         trainer.status, trainer.reason = "running", f"resumed at step {trainer.step_index}"
         store.atomic_write_json(out_dir / "config.json", trainer.cfg.model_dump())
         trainer._write_status()

@@ -175,3 +175,51 @@ def test_cuda_request_without_cuda_is_a_clear_error():
         pytest.skip("this machine has CUDA")
     with pytest.raises(ConfigError, match="device=cuda is not available"):
         Trainer(make_config(device="cuda"))
+
+
+def _offer(rec, step, T=6):
+    from rnn_core.recorder import StepRecord
+
+    arrays = {"recorded_steps": np.asarray(step), "timestep_grads": np.full((1, T), float(step))}
+    rec.add(StepRecord(step, 1.0, None, 1.0, 1.0, False, 1e-3, 1.0, T, {"l0.hh": 2.0}, arrays))
+
+
+def test_recorder_keeps_every_metric_row_and_a_bounded_evenly_spaced_set_of_arrays():
+    from rnn_core.recorder import Recorder
+
+    rec = Recorder(seq_len=6, max_kept=4)
+    for step in range(20):
+        _offer(rec, step)
+    kept = rec.stacked()["recorded_steps"]
+    assert len(rec) == 20 and list(rec.metrics().step) == list(range(20))  # every row
+    assert 2 < len(kept) <= 4 and rec.stride == 8
+    np.testing.assert_array_equal(kept, [0, 8, 16])  # evenly spaced from the start
+    np.testing.assert_array_equal(rec.stacked()["timestep_grads"][:, 0, 0], kept)  # each array with its own step
+    assert rec.metrics()["grad_norm/l0.hh"].eq(2.0).all() and rec.metrics().val_loss.isna().all()
+
+
+def test_recorder_byte_cap_thins_too():
+    from rnn_core.recorder import Recorder
+
+    rec = Recorder(seq_len=6, max_kept=1000, max_bytes=5 * (8 + 6 * 8))  # room for five steps' arrays
+    for step in range(12):
+        _offer(rec, step)
+    assert rec.kept() <= 5 and rec.stacked()["timestep_grads"].nbytes + rec.stacked()["recorded_steps"].nbytes <= 280
+
+
+def test_resume_after_thinning_keeps_the_same_steps_as_an_uninterrupted_run(tmp_path, monkeypatch):
+    from rnn_core import recorder
+
+    monkeypatch.setattr(recorder, "MAX_KEPT", 4)
+    cfg = make_config(cell="gru", steps=20, seq_len=10, hidden_size=8, record_every=2)
+    whole = Trainer(cfg, out_dir=tmp_path / "whole")
+    whole.run()
+    part = Trainer(cfg, out_dir=tmp_path / "part")
+    part.run(max_steps=11)
+    part.stop()
+    Trainer.resume(tmp_path / "part").run()
+    a, b = load_run(tmp_path / "whole"), load_run(tmp_path / "part")
+    np.testing.assert_array_equal(a.arrays["recorded_steps"], [0, 8, 16])  # offers 0..9, stride 4
+    for name in a.arrays:
+        np.testing.assert_array_equal(a.arrays[name], b.arrays[name])
+    pd.testing.assert_frame_equal(a.metrics.drop(columns="step_time_ms"), b.metrics.drop(columns="step_time_ms"))
