@@ -14,8 +14,9 @@ MSE), each way on the same device:
   step      Trainer.step() with record_every=1: everything recorded, as the app runs it
   unrolled  Trainer.step() with engine=unrolled: the retain_grad-per-h_t reference
 
-The ways are measured interleaved (warm-up, then plain, bare, step, unrolled, plain, ...)
-and each reports the median, so noise from other processes hits all of them alike.
+The ways are measured interleaved (warm-up, then plain, bare, step, unrolled, plain, ...).
+The ms columns are medians; each ratio is the median of the per-round ratios (way / plain of
+the same round), so a slow spell of the machine, which lands on one round, cancels out.
 Validation is switched off (eval_every=10000) so the timed steps are training steps only.
 """
 from __future__ import annotations
@@ -106,7 +107,9 @@ def trainer_step(cell: str, T: int, device: torch.device, engine: str):
     return tr.step
 
 
-def time_case(cell: str, T: int, device: torch.device, reps: int, warmup: int, ways: tuple[str, ...]) -> dict:
+def time_case(cell: str, T: int, device: torch.device, reps: int, warmup: int,
+              ways: tuple[str, ...]) -> tuple[dict[str, float], dict[str, float]]:
+    """Medians of ms per step for each way, and medians of the per-round ratios way / plain."""
     makers = {"plain": lambda: plain_step(cell, T, device), "bare": lambda: bare_step(cell, T, device),
               "step": lambda: trainer_step(cell, T, device, "fused"),
               "unrolled": lambda: trainer_step(cell, T, device, "unrolled")}
@@ -122,7 +125,11 @@ def time_case(cell: str, T: int, device: torch.device, reps: int, warmup: int, w
             fn()
             _sync(device)
             times[w].append((time.perf_counter() - t0) * 1e3)
-    return {w: statistics.median(v) for w, v in times.items()}
+    ms = {w: statistics.median(v) for w, v in times.items()}
+    ratio = {w: statistics.median(a / b for a, b in zip(v, times["plain"])) for w, v in times.items()}
+    if "unrolled" in times:
+        ratio["unrolled/step"] = statistics.median(a / b for a, b in zip(times["unrolled"], times["step"]))
+    return ms, ratio
 
 
 def hardware(device: torch.device) -> str:
@@ -166,7 +173,8 @@ def main(argv: list[str] | None = None) -> None:
 
     print(f"# bench_speed: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, device {device.type} "
           f"({hardware(device)}), torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"B=32, H=64, adding task, Adam; median of {args.reps} interleaved reps after {args.warmup} warm-up")
+          f"B=32, H=64, adding task, Adam; median of {args.reps} interleaved rounds after {args.warmup} warm-up; "
+          "ratios are medians of per-round ratios")
     print(f"# command: python {' '.join(sys.argv)}\n")
     head = "| cell | T | plain ms | bare ms | step ms |" + (" unrolled ms |" if "unrolled" in ways else "")
     head += " bare/plain | step/plain |" + (" unrolled/step |" if "unrolled" in ways else "")
@@ -174,13 +182,13 @@ def main(argv: list[str] | None = None) -> None:
     print("|" + "---|" * (head.count("|") - 1))
     for cell in cells:
         for T in Ts:
-            m = time_case(cell, T, device, args.reps, args.warmup, ways)
+            m, r = time_case(cell, T, device, args.reps, args.warmup, ways)
             row = f"| {cell} | {T} | {m['plain']:.2f} | {m['bare']:.2f} | {m['step']:.2f} |"
             if "unrolled" in m:
                 row += f" {m['unrolled']:.2f} |"
-            row += f" {m['bare'] / m['plain']:.2f} | {m['step'] / m['plain']:.2f} |"
+            row += f" {r['bare']:.2f} | {r['step']:.2f} |"
             if "unrolled" in m:
-                row += f" {m['unrolled'] / m['step']:.2f} |"
+                row += f" {r['unrolled/step']:.2f} |"
             print(row, flush=True)
 
 

@@ -65,15 +65,17 @@ def global_norm(grads: list[torch.Tensor]) -> float:
     return float(torch.linalg.vector_norm(param_norms(grads)))
 
 
-def clip_gradients(cfg: RunConfig, params: list[nn.Parameter]) -> tuple[float, float, bool]:
+def clip_gradients(cfg: RunConfig, params: list[nn.Parameter], pre: float | None = None) -> tuple[float, float, bool]:
     """Clip in place. Returns (norm before, norm after, whether clipping changed anything).
+
+    `pre`: the global norm if the caller already has it (the Trainer sums it from the group norms).
 
     Not torch.nn.utils.clip_grad_norm_: it sums in the gradients' float32 (a vanished gradient
     reads 0) and scales by clip / (norm + 1e-6), so its result is not exactly at the threshold.
     Each decision costs one host sync, however many parameters there are.
     """
     grads = [p.grad for p in params if p.grad is not None]
-    pre = global_norm(grads)
+    pre = global_norm(grads) if pre is None else pre
     if cfg.clip <= 0 or not math.isfinite(pre):
         return pre, pre, False
     if cfg.clip_mode == "norm":

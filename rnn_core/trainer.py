@@ -41,10 +41,13 @@ FLUSH_SECONDS = 2.0  # write the run store at most this often while training
 SPECTRA_IN_THREAD = {"cpu": "spare", "cuda": True, "mps": True}
 
 
+CORES = os.cpu_count() or 1
+
+
 def _spectra_in_thread(device: torch.device) -> bool:
     mode = SPECTRA_IN_THREAD.get(device.type, False)
     if mode == "spare":
-        return torch.get_num_threads() < (os.cpu_count() or 1)
+        return torch.get_num_threads() < CORES
     return bool(mode)
 
 
@@ -76,6 +79,10 @@ class Trainer:
         self.model.to(self.device)
         self.opt = build_optimizer(cfg, self.trainable)
         self.groups = parameter_groups(self.model)
+        # The groups cover every parameter, so the global norm is their root sum of squares: one
+        # foreach norm and one host sync per step, not two.
+        grouped = {id(p) for params in self.groups.values() for p in params}
+        self._norm_from_groups = all(id(p) in grouped for p in self.trainable)
         self.gen = torch.Generator().manual_seed(cfg.seed + 1_000_003)  # training data stream and input noise
         # Dropout draws from the global generator: each trainer keeps its own state of it and swaps it in
         # for its steps, so two runs in one process (two app sessions) never disturb each other.
@@ -181,7 +188,8 @@ class Trainer:
         loss.backward()
         loss_v = float(loss.detach())
         norms = group_norms(self.groups)  # before clipping: what the loss asked for
-        pre, post, clipped = clip_gradients(cfg, self.trainable)
+        pre = math.sqrt(math.fsum(v * v for v in norms.values())) if self._norm_from_groups else None
+        pre, post, clipped = clip_gradients(cfg, self.trainable, pre)
         arrays = self._read_diagnostics(res, s, T, spectra) if record else None  # before opt.step()
         del res  # the graph and the retained gradients go now, not at the next step
         diverged = not (math.isfinite(loss_v) and math.isfinite(pre))

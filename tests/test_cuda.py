@@ -154,7 +154,7 @@ def test_cpu_spectra_go_to_a_thread_only_when_a_core_is_spare(monkeypatch):
     from rnn_core import trainer as trainer_mod
 
     cpu = torch.device("cpu")
-    monkeypatch.setattr(trainer_mod.os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(trainer_mod, "CORES", 4)
     monkeypatch.setattr(trainer_mod.torch, "get_num_threads", lambda: 1)
     assert trainer_mod._spectra_in_thread(cpu)  # three idle cores: solve there
     monkeypatch.setattr(trainer_mod.torch, "get_num_threads", lambda: 4)
