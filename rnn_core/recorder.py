@@ -61,7 +61,6 @@ class Recorder:
     arrays: dict[str, list[np.ndarray]] = field(default_factory=dict)  # name -> one array per kept step
     stride: int = 1  # keep a recorded step when (recorded steps offered) % stride == 0
     offered: int = 0  # recorded steps offered so far
-    _step_bytes: int = 0  # bytes of one kept step's arrays
 
     def __post_init__(self) -> None:
         self.max_kept = MAX_KEPT if self.max_kept is None else self.max_kept
@@ -94,9 +93,9 @@ class Recorder:
         kept = {name: self._pad(np.asarray(v)) if name in TIME_ARRAYS else np.asarray(v) for name, v in arrays.items()}
         for name, value in kept.items():
             self.arrays.setdefault(name, []).append(value)
-        self._step_bytes = max(self._step_bytes, sum(v.nbytes for v in kept.values()))
         n = self.kept()
-        if n > self.max_kept or n * self._step_bytes > self.max_bytes:
+        step_bytes = sum(v.nbytes for v in kept.values())  # every kept step has the same shapes (padded to seq_len)
+        if n > self.max_kept or n * step_bytes > self.max_bytes:
             self._thin()
 
     def _thin(self) -> None:
@@ -162,13 +161,11 @@ class Recorder:
         metrics = metrics[metrics["step"] < steps] if len(metrics) else metrics
         self.columns = {name: array("d", metrics[name].astype(np.float64).to_numpy()) for name in metrics.columns}
         self.offered = len(range(0, steps, record_every))  # steps s < steps with s % record_every == 0
-        self.arrays, self.stride, self._step_bytes = {}, 1, 0
+        self.arrays, self.stride = {}, 1
         recorded = arrays.get("recorded_steps")
         if recorded is None:
             return
         keep = np.flatnonzero(recorded < steps)
         self.arrays = {name: list(a[keep]) for name, a in arrays.items() if len(a) == len(recorded)}
-        if len(keep):
-            self._step_bytes = sum(v[0].nbytes for v in self.arrays.values())
         if len(keep) > 1:  # go on at the saved spacing: the gap between kept steps, in recorded steps
             self.stride = int(np.diff(recorded[keep]).min()) // record_every
