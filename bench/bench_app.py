@@ -5,7 +5,7 @@
     python bench/bench_app.py first-chart         # serve the app, click Train in Chromium, time the heatmap
 
 `memory` feeds StepRecords shaped exactly like the default config's (adding, rnn, 1 layer, T=50,
-record_every=1) into dashboard.history.History and prints the bytes its numpy arrays hold.
+record_every=1) into rnn_core.history.History and prints the bytes its numpy arrays hold.
 `--real N` also trains N real steps and checks the synthetic records have the same arrays.
 The same records are fed to rnn_core's Recorder, which the session's Trainer keeps for the
 run store (every metrics row, a bounded set of recorded steps): it is printed too, because it
@@ -24,7 +24,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from dashboard.history import History  # noqa: E402
+from rnn_core.history import History  # noqa: E402
 from rnn_core import make_config  # noqa: E402
 from rnn_core.recorder import Recorder, StepRecord  # noqa: E402
 

@@ -17,7 +17,7 @@ from rnn_core import store
 from rnn_core.config import RunConfig
 from rnn_core.trainer import Trainer
 
-from .history import History
+from rnn_core.history import History
 
 TICK_BUDGET_S = 0.4  # training work per tick: 0.2 s left a default run at 11 s, most of it redrawing
 FIRST_TICK_BUDGET_S = 0.0  # the first tick does one step: the charts fill as soon as possible

@@ -1,59 +1,81 @@
-"""Resumable checkpoints without pickle: tensors in safetensors, everything else in JSON."""
+"""Serialise a nested state (dicts, lists, numbers, strings, tensors, numpy arrays) without pickle.
+
+Tensors and arrays go to `<name>.safetensors`, under their path in the state ("model.readout.weight",
+"optimizer.state.3.exp_avg"); everything else goes to `<name>.json`, with a {"__tensor__": key}
+marker where a tensor was. This module knows nothing of what the state means: the Trainer
+builds it (Trainer.state) and takes it back (Trainer.load_state).
+"""
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
 from safetensors.torch import load_file
 
 from . import store
 
-if TYPE_CHECKING:
-    from .trainer import Trainer
+FORMAT = 2  # 1: the Trainer's fields, written by the old save_checkpoint (not readable here)
+TENSOR, ARRAY, ITEMS = "__tensor__", "__ndarray__", "__items__"
 
 
-def save_checkpoint(tr: "Trainer") -> None:
-    tensors = {f"model.{k}": v for k, v in tr.model.state_dict().items()}
-    opt = tr.opt.state_dict()
-    opt_meta: dict = {}
-    for idx, state in opt["state"].items():
-        opt_meta[str(idx)] = {}
-        for key, value in state.items():
-            if torch.is_tensor(value):
-                tensors[f"opt.{idx}.{key}"] = value
-            else:
-                opt_meta[str(idx)][key] = value
-    tensors.update({f"rng.{k}": v for k, v in tr.rng_state.items()})  # dropout's generator (cpu, cuda)
-    tensors["rng.data"] = tr.gen.get_state()
-    store.atomic_save_safetensors(tr.out_dir / "checkpoint.safetensors", tensors)
-    store.atomic_write_json(tr.out_dir / "checkpoint.json", {
-        "step": tr.step_index,
-        "optimizer": {"param_groups": opt["param_groups"], "state": opt_meta},
-        "best_val": tr.best_val if tr.best_val != float("inf") else None,
-        "bad_evals": tr.bad_evals,
-        "last_val": tr.last_val,
-    })
+def _encode(obj: Any, key: str, tensors: dict[str, torch.Tensor]) -> Any:
+    if torch.is_tensor(obj):
+        tensors[key] = obj
+        return {TENSOR: key}
+    if isinstance(obj, np.ndarray):
+        tensors[key] = torch.from_numpy(np.ascontiguousarray(obj))
+        return {ARRAY: key}
+    if isinstance(obj, dict):
+        if all(isinstance(k, str) for k in obj):
+            return {k: _encode(v, f"{key}.{k}", tensors) for k, v in obj.items()}
+        # the optimizer's state is keyed by parameter index: JSON objects only have string keys
+        return {ITEMS: [[k, _encode(v, f"{key}.{k}", tensors)] for k, v in obj.items()]}
+    if isinstance(obj, (list, tuple)):
+        return [_encode(v, f"{key}.{i}", tensors) for i, v in enumerate(obj)]
+    if isinstance(obj, (np.integer, np.floating, np.bool_)):
+        return obj.item()
+    return obj
 
 
-def load_checkpoint(tr: "Trainer") -> None:
-    path = tr.out_dir
-    if not (path / "checkpoint.json").is_file():
+def _decode(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    if isinstance(obj, dict):
+        if TENSOR in obj:
+            return tensors[obj[TENSOR]]
+        if ARRAY in obj:
+            return tensors[obj[ARRAY]].numpy()
+        if ITEMS in obj:
+            return {k: _decode(v, tensors) for k, v in obj[ITEMS]}
+        return {k: _decode(v, tensors) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_decode(v, tensors) for v in obj]
+    return obj
+
+
+def save_state(path: Path, state: dict, name: str = "checkpoint") -> None:
+    """Write `state` as path/name.safetensors and path/name.json, each atomically (tensors first: the
+    JSON names them, so a reader that finds the new JSON also finds its tensors)."""
+    tensors: dict[str, torch.Tensor] = {}
+    meta = _encode(state, "state", tensors)
+    store.atomic_save_safetensors(path / f"{name}.safetensors", tensors)
+    store.atomic_write_json(path / f"{name}.json", {"format": FORMAT, "state": meta})
+
+
+def load_state(path: Path, name: str = "checkpoint") -> dict:
+    """Read back what save_state wrote; tensors come back on the CPU."""
+    path = Path(path)
+    if not (path / f"{name}.json").is_file():
         raise store.RunStoreError(f"{path} has no checkpoint to resume from")
-    meta = json.loads((path / "checkpoint.json").read_text())
-    tensors = load_file(path / "checkpoint.safetensors")
-    tr.model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-    state: dict = {int(i): dict(s) for i, s in meta["optimizer"]["state"].items()}
-    for key, value in tensors.items():
-        if key.startswith("opt."):
-            _, idx, name = key.split(".", 2)
-            state.setdefault(int(idx), {})[name] = value.to(tr.device)
-    tr.opt.load_state_dict({"state": state, "param_groups": meta["optimizer"]["param_groups"]})
-    tr.rng_state = {"cpu": tensors["rng.cpu"]}
-    if "rng.cuda" in tensors and tr.device.type == "cuda":
-        tr.rng_state["cuda"] = tensors["rng.cuda"]
-    tr.gen.set_state(tensors["rng.data"])
-    tr.step_index = meta["step"]
-    tr.best_val = meta["best_val"] if meta["best_val"] is not None else float("inf")
-    tr.bad_evals = meta["bad_evals"]
-    tr.last_val = meta["last_val"]
+    try:
+        meta = json.loads((path / f"{name}.json").read_text())
+        if meta.get("format") != FORMAT:
+            raise store.RunStoreError(f"{path}: its checkpoint was written by an older version of BPTT Lab "
+                                      f"(format {meta.get('format', 1)}, this one reads {FORMAT}) and cannot be resumed")
+        tensors = load_file(path / f"{name}.safetensors")
+        return _decode(meta["state"], tensors)
+    except (OSError, ValueError, KeyError) as err:
+        if isinstance(err, store.RunStoreError):
+            raise
+        raise store.RunStoreError(f"{path}: its checkpoint could not be read: {err}") from None

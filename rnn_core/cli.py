@@ -50,12 +50,13 @@ def _train(trainer, quiet: bool) -> int:
         bar.close()
     trainer.save()
     s = trainer.summary()
+    from .summary import verdict_text
+
     loss = "n/a" if s["final_val_loss"] is None else f"{s['final_val_loss']:.4g}"
-    verdict = "beat the baseline" if s["beat_baseline"] else "did not beat the baseline"
     extra = f" ({s['reason']})" if s["status"] != "finished" else ""
-    print(f"{s['status']}{extra}: final val loss {loss} vs baseline {s['baseline']:.4g} ({s['baseline_name']}; "
-          f"{s['val_baseline']:.4g} on the validation batch), {verdict}; {s['steps_done']} steps; "
-          f"run saved to {trainer.out_dir}")
+    print(f"{s['status']}{extra}: final val loss {loss} vs {s['val_baseline']:.4g} for the input-blind predictor on "
+          f"the validation batch ({s['baseline_name']}; baseline {s['baseline']:.4g} in expectation): "
+          f"{verdict_text(s)}; {s['steps_done']} steps; run saved to {trainer.out_dir}")
     return 0 if s["status"] in ("finished", "stopped") else 1
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 from torch import Tensor, nn
@@ -91,7 +92,10 @@ class SeqModel(nn.Module):
     def recurrent_layers(self) -> list[RecurrentLayer]:
         return [layer for dirs in self.layers for layer in dirs]
 
-    def forward(self, x: Tensor, engine: str = "fused", record: bool = False) -> ForwardResult:
+    def forward(self, x: Tensor, engine: str = "fused", record: bool = False,
+                interrupt: Callable[[], None] | None = None) -> ForwardResult:
+        """`interrupt` is called before each layer-direction, forward and backward; it raises to abort
+        the step (a stop request): one layer-direction of a big model takes seconds, a step minutes."""
         # x (T, B, I) floats, or (T, B) token ids
         h = self.embed(x) if self.embed is not None else x  # (T, B, I)
         traces: list[LayerTrace] = []
@@ -99,8 +103,13 @@ class SeqModel(nn.Module):
         for l, dirs in enumerate(self.layers):
             outs = []
             for d, layer in enumerate(dirs):
+                if interrupt is not None:
+                    interrupt()
                 inp = h if d == 0 else h.flip(0)  # the backward direction reads time reversed
                 out, trace = run(layer, inp, record) if engine != "fused" else run(layer, inp, record, self.training)
+                if interrupt is not None and out.requires_grad:
+                    # runs when backward reaches this layer-direction's output, before its own backward
+                    out.register_hook(lambda grad: interrupt())
                 trace.reverse = d == 1
                 traces.append(trace)
                 outs.append(out if d == 0 else out.flip(0))

@@ -3,12 +3,12 @@
 Per-step scalars become rows of metrics.csv: every step, one float64 per column (stdlib
 `array`, 8 bytes a value; a dict per row cost ~780 bytes). Per-timestep arrays are kept for
 the recorded steps only (every `record_every` steps), padded with NaN to seq_len where a
-curriculum made the sequence shorter: a timestep that did not exist has no gradient.
+curriculum made the sequence shorter: a timestep that did not exist has no gradient. The
+names, dtypes and dims of both are declared once, in rnn_core.records.
 
 The per-timestep arrays are bounded: at most `max_kept` recorded steps and `max_bytes` of
-arrays. Past either, every other kept step is dropped and from then on only every 2nd
-recorded step is kept, so what remains stays evenly spaced over the whole run (its
-`recorded_steps` array says which steps they are).
+arrays, thinned by the rule of rnn_core.thinning, so what remains stays evenly spaced over the
+whole run (its `recorded_steps` array says which steps they are).
 """
 from __future__ import annotations
 
@@ -20,14 +20,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .records import GROUP_NORM_PREFIX, METRIC, METRIC_COLUMNS, METRICS, pad_time
 from .store import atomic_write_csv, atomic_write_npy
+from .thinning import Thinning
 
-# arrays whose last axis is time: padded with NaN to seq_len when a curriculum made the sequence shorter
-TIME_ARRAYS = {"timestep_grads", "cell_grads", "hidden_saturation", "gate_mean", "gate_saturation",
-               "attention_mean", "attention_samples"}
-METRIC_COLUMNS = ["step", "loss", "val_loss", "grad_norm_pre_clip", "grad_norm_post_clip", "clipped", "lr",
-                  "step_time_ms", "seq_len_active"]
-INT_COLUMNS = {"step": int, "seq_len_active": int, "clipped": bool}  # stored as float64, read back as these
 MAX_KEPT = 2_000  # recorded steps of per-timestep arrays kept (the app's history keeps 500)
 MAX_BYTES = 64 * 2**20  # and at most this much of them: T=1000 LSTM steps are ~56 kB each
 
@@ -45,10 +41,11 @@ class StepRecord:
     seq_len_active: int
     group_norms: dict[str, float]
     arrays: dict[str, np.ndarray] | None = None  # this step's per-timestep diagnostics, when recorded
+    val_accuracy: float | None = None  # classification tasks, when evaluated
 
     def row(self) -> dict:
         row = {c: getattr(self, c) for c in METRIC_COLUMNS}
-        row.update({f"grad_norm/{k}": v for k, v in self.group_norms.items()})
+        row.update({f"{GROUP_NORM_PREFIX}{k}": v for k, v in self.group_norms.items()})
         return row
 
 
@@ -59,8 +56,7 @@ class Recorder:
     max_bytes: int | None = None  # None: MAX_BYTES
     columns: dict[str, array] = field(default_factory=dict)  # metric -> one float64 per step
     arrays: dict[str, list[np.ndarray]] = field(default_factory=dict)  # name -> one array per kept step
-    stride: int = 1  # keep a recorded step when (recorded steps offered) % stride == 0
-    offered: int = 0  # recorded steps offered so far
+    thinning: Thinning = field(default_factory=Thinning)  # which recorded steps are kept
 
     def __post_init__(self) -> None:
         self.max_kept = MAX_KEPT if self.max_kept is None else self.max_kept
@@ -86,29 +82,19 @@ class Recorder:
                 col.append(math.nan)
 
     def add_arrays(self, arrays: dict[str, np.ndarray]) -> None:
-        offered = self.offered
-        self.offered += 1
-        if offered % self.stride:
-            return
-        kept = {name: self._pad(np.asarray(v)) if name in TIME_ARRAYS else np.asarray(v) for name, v in arrays.items()}
-        for name, value in kept.items():
-            self.arrays.setdefault(name, []).append(value)
+        kept = {name: pad_time(name, v, self.seq_len) for name, v in arrays.items()}
         n = self.kept()
         step_bytes = sum(v.nbytes for v in kept.values())  # every kept step has the same shapes (padded to seq_len)
-        if n > self.max_kept or n * step_bytes > self.max_bytes:
-            self._thin()
+        thin, keep = self.thinning.offer(n >= self.max_kept or (n + 1) * step_bytes > self.max_bytes)
+        if thin:
+            self.arrays = {name: values[::2] for name, values in self.arrays.items()}
+        if keep:
+            for name, value in kept.items():
+                self.arrays.setdefault(name, []).append(value)
 
-    def _thin(self) -> None:
-        # keep the steps whose offer index is a multiple of the doubled stride: the even positions
-        self.stride *= 2
-        self.arrays = {name: values[::2] for name, values in self.arrays.items()}
-
-    def _pad(self, a: np.ndarray) -> np.ndarray:
-        # time is the last axis of every per-timestep array; shorter (curriculum) ones are NaN-padded
-        if a.shape[-1] < self.seq_len:
-            pad = [(0, 0)] * (a.ndim - 1) + [(0, self.seq_len - a.shape[-1])]
-            a = np.pad(a, pad, constant_values=np.nan)
-        return a
+    @property
+    def stride(self) -> int:
+        return self.thinning.stride
 
     # --- reading ----------------------------------------------------------------
     def __len__(self) -> int:
@@ -122,9 +108,10 @@ class Recorder:
         return col[-1] if col else None
 
     def _typed(self, name: str, v: float):
-        if name in INT_COLUMNS and not math.isnan(v):
-            return INT_COLUMNS[name](v)
-        return None if name == "val_loss" and math.isnan(v) else v
+        metric = METRIC.get(name)
+        if metric is not None and metric.read_as is not float and not math.isnan(v):
+            return metric.read_as(v)
+        return None if name in ("val_loss", "val_accuracy") and math.isnan(v) else v
 
     @property
     def rows(self) -> list[dict]:
@@ -137,9 +124,9 @@ class Recorder:
         if not self.columns:
             return pd.DataFrame(columns=METRIC_COLUMNS)
         df = pd.DataFrame({k: np.frombuffer(v, dtype=np.float64) for k, v in self.columns.items()})
-        for name, kind in INT_COLUMNS.items():
-            if name in df and not df[name].isna().any():
-                df[name] = df[name].astype(kind)
+        for m in METRICS:
+            if m.read_as is not float and m.name in df and not df[m.name].isna().any():
+                df[m.name] = df[m.name].astype(m.read_as)
         return df
 
     def stacked(self) -> dict[str, np.ndarray]:
@@ -160,12 +147,12 @@ class Recorder:
         """Refill from a saved run, keeping what was recorded before `steps` (the checkpoint's step)."""
         metrics = metrics[metrics["step"] < steps] if len(metrics) else metrics
         self.columns = {name: array("d", metrics[name].astype(np.float64).to_numpy()) for name in metrics.columns}
-        self.offered = len(range(0, steps, record_every))  # steps s < steps with s % record_every == 0
-        self.arrays, self.stride = {}, 1
+        offered = len(range(0, steps, record_every))  # steps s < steps with s % record_every == 0
+        self.arrays, self.thinning = {}, Thinning(1, offered)
         recorded = arrays.get("recorded_steps")
         if recorded is None:
             return
         keep = np.flatnonzero(recorded < steps)
         self.arrays = {name: list(a[keep]) for name, a in arrays.items() if len(a) == len(recorded)}
         if len(keep) > 1:  # go on at the saved spacing: the gap between kept steps, in recorded steps
-            self.stride = int(np.diff(recorded[keep]).min()) // record_every
+            self.thinning.stride = int(np.diff(recorded[keep]).min()) // record_every

@@ -2,13 +2,19 @@
 
     runs/NAME/
       config.json            the full validated config
-      status.json            running | finished | stopped | diverged, with step and reason
-      metrics.csv            one row per step (step, loss, val_loss, grad norms, clipped, lr, step_time_ms, ...)
-      timestep_grads.npy     float64 (recorded steps, layers × directions, seq_len): ‖∂L/∂h_t‖
-      <other arrays>.npy     recorded_steps, cell_grads, gate_mean, ... (see Recorder in trainer.py)
+      status.json            running | finished | stopped | diverged, with step, reason and the verdict
+                             (summary.summarize)
+      metrics.csv            one row per step: the metric columns of rnn_core.records.METRICS, then
+                             grad_norm/<group> per parameter group; empty where not measured
+      <name>.npy             one per array of rnn_core.records.ARRAYS that the run records, with the
+                             recorded steps as leading axis: recorded_steps, timestep_grads (‖∂L/∂h_t‖),
+                             cell_grads, gate_mean, ...; dtypes and dims are in the registry
       model.safetensors      weights (never pickle)
-      checkpoint.safetensors model, optimizer and RNG tensors for resuming
-      checkpoint.json        step, optimizer settings and trainer state for resuming
+      checkpoint.safetensors the tensors of Trainer.state(): model, optimizer, RNG states (checkpoint.py)
+      checkpoint.json        the rest of Trainer.state(), naming each tensor
+
+Writing is persist.RunWriter's job, reading back is load_run's; the Recorder (recorder.py) holds
+what is written as metrics and arrays.
 
 A file is written to a temporary name in the same directory, then renamed over the
 old one, so a killed run leaves either the previous or the new file, never half of one.

@@ -8,9 +8,16 @@ results without rnn_core knowing about it.
 Each step: draw a batch, forward (recording when step % record_every == 0), backward,
 read the exact per-timestep gradients with the parameters as they were before the update,
 clip, update. NaN or Inf stops the run cleanly as `diverged`, keeping what was recorded.
+
+The Trainer only loops. Saving is a callback (persist.RunWriter, attached when `out_dir` is
+given), resuming builds a Trainer from a run directory (persist.resume), the summary is a
+function of the trainer (summary.summarize), and `state()` / `load_state()` are all a
+checkpoint needs. A stop requested from another thread aborts the step in progress between
+two layer-directions, forward or backward, and leaves the trainer as it was before that step.
 """
 from __future__ import annotations
 
+import copy
 import math
 import os
 import time
@@ -22,19 +29,20 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import store
-from .config import ConfigError, RunConfig
+from .config import RunConfig
 from .devices import resolve_device
 from .diagnostics import group_norms, parameter_groups, recurrent_spectra, spectra_async
 from .engines import fused_supported
 from .model import ATTN_KEEP_QUERIES, ATTN_SAMPLES, build_model
 from .optim import build_optimizer, clip_gradients, lr_factor, set_lr
+from .records import pad_time
 from .recorder import Recorder, StepRecord
-from .tasks import TaskSpec, baseline_loss, make_batch, spec as task_spec
+from .summary import summarize
+from .tasks import TaskSpec, make_batch, spec as task_spec
+from .verdict import accuracy, baseline_losses, sequence_losses
 from .warmstart import apply_freeze, load_warm_start
 
 VAL_BATCH = 256  # held-out sequences for val_loss: fixed for the whole run
-FLUSH_SECONDS = 2.0  # write the run store at most this often while training
 # Where the spectra are solved on a worker thread during the step. "spare": on CPU only when the
 # step leaves a core idle (fewer intra-op threads than cores, as in the app); otherwise the worker
 # would compete with the step's own threads for the same cores.
@@ -63,13 +71,16 @@ def task_loss(spec: TaskSpec, pred: torch.Tensor, y: torch.Tensor) -> torch.Tens
     return F.cross_entropy(pred.reshape(-1, pred.shape[-1]), y.reshape(-1))
 
 
+class _StopInStep(Exception):
+    """Raised between two layer-directions when a stop was requested during a step; caught by step()."""
+
+
 class Trainer:
     def __init__(self, cfg: RunConfig, out_dir: str | Path | None = None):
         self.cfg = cfg
         self.device = resolve_device(cfg.device)
         self.engine = resolve_engine(cfg)
         self.spec = task_spec(cfg)
-        self.out_dir = Path(out_dir) if out_dir is not None else None
         if self.device.type == "cpu":
             torch.set_flush_denormal(True)  # denormals made CPU steps 2-8× slower; values < 1e-38 read as 0
         self.model = build_model(cfg, self.spec)
@@ -91,7 +102,9 @@ class Trainer:
             self.rng_state = self._get_rng()
         val_gen = torch.Generator().manual_seed(cfg.seed + 2_000_003)
         xv, yv = make_batch(cfg, val_gen, VAL_BATCH, split="val")
-        self.val_baseline = baseline_loss(cfg, xv, yv)  # the bar on this batch (see tasks.baseline_loss)
+        # (B,) loss of the input-blind predictor on each validation sequence: the verdict's bar
+        self.val_baseline_losses = baseline_losses(cfg, self.spec, xv, yv)
+        self.val_baseline = float(self.val_baseline_losses.mean())  # = tasks.baseline_loss on this batch
         self.val_batch = (xv.to(self.device), yv.to(self.device))
         self.recorder = Recorder(cfg.seq_len)
         self.step_index = 0  # steps done
@@ -99,15 +112,20 @@ class Trainer:
         self.diverged_at: int | None = None
         self.best_val, self.bad_evals = math.inf, 0
         self.last_val: float | None = None
+        self.last_val_accuracy: float | None = None
+        self.val_losses: np.ndarray | None = None  # (B,) the model's loss on each validation sequence, last evaluation
         self.callbacks: dict[str, list[Callable]] = defaultdict(list)
         self._stop_requested = False
-        # config.json and status.json are written below; the first full save waits FLUSH_SECONDS,
-        # so a UI's first chart never waits on disk
-        self._last_flush = time.perf_counter()
-        self._save_seconds = 0.0  # how long the last save took
-        if self.out_dir is not None:
-            store.atomic_write_json(self.out_dir / "config.json", cfg.model_dump())
-            self._write_status()
+        self._undo: tuple[dict, dict] | None = None  # weights and optimizer before this step's update (eval steps)
+        self.writer = None
+        if out_dir is not None:
+            from .persist import RunWriter
+
+            RunWriter(out_dir).attach(self)
+
+    @property
+    def out_dir(self) -> Path | None:
+        return self.writer.out_dir if self.writer is not None else None
 
     # --- callbacks and control --------------------------------------------------
     def add_callback(self, event: str, fn: Callable) -> None:
@@ -119,8 +137,13 @@ class Trainer:
             fn(self, *args)
 
     def request_stop(self) -> None:
-        """Stop after the current step (safe to call from a callback or another thread)."""
+        """Stop as soon as possible: safe from a callback or another thread. A step in progress is
+        abandoned at the next layer-direction of its forward or backward pass and undone."""
         self._stop_requested = True
+
+    def _check_stop(self) -> None:
+        if self._stop_requested:
+            raise _StopInStep
 
     @property
     def done(self) -> bool:
@@ -148,24 +171,48 @@ class Trainer:
         if "cuda" in state:
             torch.cuda.set_rng_state(state["cuda"], self.device)
 
-    def step(self) -> StepRecord:
+    def step(self) -> StepRecord | None:
+        """One training step. None when a stop request ended the run before or during it."""
         if self.done:
             raise RuntimeError(f"the run is {self.status}; nothing to step")
-        with torch.random.fork_rng(devices=self._rng_devices()):
-            self._set_rng(self.rng_state)
-            rec = self._step()
-            self.rng_state = self._get_rng()
+        if self._stop_requested:  # asked between steps (another thread)
+            self._end_by_request(f"stopped by request after step {self.step_index - 1}")
+            return None
+        data_state = self.gen.get_state()
+        buffers = {k: b.detach().clone() for k, b in self.model.named_buffers()}  # batch norm's running stats
+        try:
+            with torch.random.fork_rng(devices=self._rng_devices()):
+                self._set_rng(self.rng_state)
+                rec = self._step()
+                self.rng_state = self._get_rng()  # only a finished step moves dropout's generator on
+        except _StopInStep:
+            self._undo_step(data_state, buffers)
+            self._end_by_request(f"stopped by request during step {self.step_index}")
+            return None
+        finally:
+            self._undo = None
         self._fire("on_step_end", rec)
         if self._stop_requested and not self.done:
             self.status, self.reason = "stopped", f"stopped by request after step {rec.step}"
-        # Saving rewrites whole files (atomically), so its cost grows with the run: space saves out so
-        # they never take more than ~5% of the time.
-        wait = max(FLUSH_SECONDS, 20 * self._save_seconds)
-        if self.out_dir is not None and (self.done or time.perf_counter() - self._last_flush > wait):
-            self.save()
         if self.done:
             self._fire("on_run_end")
         return rec
+
+    def _undo_step(self, data_state: torch.Tensor, buffers: dict) -> None:
+        """Back to the state before the aborted step: data stream, weights, optimizer, buffers, no grads."""
+        self.gen.set_state(data_state)
+        if self._undo is not None:  # the abort came in the evaluation, after the update
+            self.model.load_state_dict(self._undo[0])
+            self.opt.load_state_dict(self._undo[1])
+        with torch.no_grad():
+            for name, b in self.model.named_buffers():
+                b.copy_(buffers[name])
+        self.opt.zero_grad(set_to_none=True)
+        self.model.train()
+
+    def _end_by_request(self, reason: str) -> None:
+        self.status, self.reason = "stopped", reason
+        self._fire("on_run_end")
 
     def _step(self) -> StepRecord:
         cfg, s = self.cfg, self.step_index
@@ -182,7 +229,7 @@ class Trainer:
         set_lr(self.opt, lr)
 
         self.model.train()
-        res = self.model(x, self.engine, record)
+        res = self.model(x, self.engine, record, interrupt=self._check_stop)
         loss = task_loss(self.spec, res.pred, y)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -193,22 +240,29 @@ class Trainer:
         arrays = self._read_diagnostics(res, s, T, spectra) if record else None  # before opt.step()
         del res  # the graph and the retained gradients go now, not at the next step
         diverged = not (math.isfinite(loss_v) and math.isfinite(pre))
+        last = s == cfg.steps - 1
+        evaluate = not diverged and (s % cfg.eval_every == 0 or last)
+        if evaluate:  # a stop during the evaluation must be able to take the update back
+            self._undo = ({k: v.detach().clone() for k, v in self.model.state_dict().items()},
+                          copy.deepcopy(self.opt.state_dict()))
         if not diverged:
             self.opt.step()
 
-        val = None
-        last = s == cfg.steps - 1
-        if not diverged and (s % cfg.eval_every == 0 or last):
-            val = self.evaluate()
-        rec = StepRecord(s, loss_v, val, pre, post, clipped, lr, 0.0, T, norms, arrays)
+        val, acc, per_seq = self.evaluate() if evaluate else (None, None, None)
+        rec = StepRecord(s, loss_v, val, pre, post, clipped, lr, 0.0, T, norms, arrays, acc)
         self.step_index = s + 1
+        if per_seq is not None:
+            self.val_losses, self.last_val_accuracy = per_seq, acc
         self._update_status(rec, diverged, last)
         rec.step_time_ms = (time.perf_counter() - t0) * 1e3  # the whole step, recording and evaluation included
         self.recorder.add(rec)
         return rec
 
     def _read_diagnostics(self, res, step: int, T: int, spectra=None) -> dict[str, np.ndarray]:
-        readouts = [tr.read() for tr in res.traces]  # layer-major, direction-minor
+        readouts = []
+        for trace in res.traces:  # layer-major, direction-minor
+            self._check_stop()  # a T=2000 LSTM layer takes a while to read
+            readouts.append(trace.read())
         arrays = {
             "recorded_steps": np.asarray(step, dtype=np.int64),
             "timestep_grads": np.stack([r.grad_h for r in readouts]),  # (L·D, T)
@@ -229,15 +283,21 @@ class Trainer:
             mean[Q - w.shape[1]:] = w.mean(0)
             samples[:min(ATTN_SAMPLES, w.shape[0]), Q - w.shape[1]:] = w[:ATTN_SAMPLES]
             arrays["attention_mean"], arrays["attention_samples"] = mean, samples
-        return arrays
+        # every consumer (Recorder, History, a training service) sees seq_len long arrays, NaN where
+        # a curriculum has not reached yet
+        return {name: pad_time(name, a, self.cfg.seq_len) for name, a in arrays.items()}
 
     @torch.no_grad()
-    def evaluate(self) -> float:
-        self.model.eval()
+    def evaluate(self) -> tuple[float, float | None, np.ndarray]:
+        """(val loss, val accuracy or None for regression, (B,) loss of each validation sequence)."""
         xv, yv = self.val_batch
-        val = float(task_loss(self.spec, self.model(xv, self.engine, record=False).pred, yv))
-        self.model.train()
-        return val
+        self.model.eval()
+        try:
+            pred = self.model(xv, self.engine, record=False, interrupt=self._check_stop).pred
+        finally:
+            self.model.train()
+        per_seq = sequence_losses(self.spec, pred, yv).double().cpu().numpy()
+        return float(task_loss(self.spec, pred, yv)), accuracy(self.spec, pred, yv), per_seq
 
     def _update_status(self, rec: StepRecord, diverged: bool, last: bool) -> None:
         if diverged:
@@ -271,62 +331,50 @@ class Trainer:
     def stop(self) -> None:
         """Stop now (between steps), save, and leave the run resumable."""
         if not self.done:
-            self.status, self.reason = "stopped", f"stopped by request after step {self.step_index - 1}"
-            if self.out_dir is not None:
-                self.save()
-            self._fire("on_run_end")
+            self._end_by_request(f"stopped by request after step {self.step_index - 1}")
 
     def summary(self) -> dict:
-        final = self.last_val if self.last_val is not None else self.recorder.last("loss")
+        return summarize(self)
+
+    # --- state, for checkpoints ---------------------------------------------------------
+    def state(self) -> dict:
+        """Everything needed to continue exactly. Its tensors are the live ones, not copies: save it
+        (checkpoint.save_state) or clone it before training on."""
         return {
-            "status": self.status, "reason": self.reason, "steps_done": self.step_index,
-            "diverged_at": self.diverged_at, "final_val_loss": final, "baseline": self.spec.baseline,
-            "baseline_name": self.spec.baseline_name,
-            "val_baseline": self.val_baseline,
-            "beat_baseline": bool(final is not None and math.isfinite(final) and final < self.val_baseline),
-            "engine": self.engine, "device": str(self.device),
-            # charlm: cross-entropy in nats / ln 2 = bits per character
-            **({"final_val_bits_per_char": final / math.log(2) if final is not None else None,
-                "baseline_bits_per_char": self.spec.baseline / math.log(2)} if self.cfg.task == "charlm" else {}),
+            "step": self.step_index, "status": self.status, "reason": self.reason, "diverged_at": self.diverged_at,
+            "model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
+            "rng": dict(self.rng_state),  # dropout's generator (cpu, cuda)
+            "data_rng": self.gen.get_state(),  # training batches and input noise
+            "best_val": None if math.isinf(self.best_val) else self.best_val, "bad_evals": self.bad_evals,
+            "last_val": self.last_val, "last_val_accuracy": self.last_val_accuracy, "val_losses": self.val_losses,
         }
 
-    # --- persistence --------------------------------------------------------------
-    def _write_status(self) -> None:
-        store.atomic_write_json(self.out_dir / "status.json", self.summary())
+    def load_state(self, state: dict) -> None:
+        """Take back a state() of a Trainer built from the same config (the step budget may differ)."""
+        self.model.load_state_dict(state["model"])  # copies into the parameters
+        # the optimizer would adopt the given tensors as its own, and update them in place
+        self.opt.load_state_dict(copy.deepcopy(state["optimizer"]))
+        self.rng_state = {"cpu": state["rng"]["cpu"]}
+        if "cuda" in state["rng"] and self.device.type == "cuda":
+            self.rng_state["cuda"] = state["rng"]["cuda"]
+        self.gen.set_state(state["data_rng"])
+        self.step_index, self.diverged_at = state["step"], state["diverged_at"]
+        self.status, self.reason = state["status"], state["reason"]
+        self.best_val = math.inf if state["best_val"] is None else state["best_val"]
+        self.bad_evals, self.last_val = state["bad_evals"], state["last_val"]
+        self.last_val_accuracy = state.get("last_val_accuracy")
+        vl = state.get("val_losses")
+        self.val_losses = None if vl is None else np.asarray(vl, np.float64)
 
+    # --- conveniences over persist --------------------------------------------------------
     def save(self) -> None:
-        """Write metrics, arrays, weights, a resumable checkpoint and the status, each atomically."""
-        if self.out_dir is None:
-            return
-        from .checkpoint import save_checkpoint
-
-        t0 = time.perf_counter()
-        self.recorder.write(self.out_dir)
-        store.atomic_save_safetensors(self.out_dir / "model.safetensors", self.model.state_dict())
-        save_checkpoint(self)
-        self._write_status()
-        self._last_flush = time.perf_counter()
-        self._save_seconds = self._last_flush - t0
+        """Write the run store now (when the trainer has an out_dir)."""
+        if self.writer is not None:
+            self.writer.save(self)
 
     @classmethod
     def resume(cls, out_dir: str | Path, steps: int | None = None) -> "Trainer":
         """Continue a stopped (or killed) run from its last checkpoint. `steps` may raise the step budget."""
-        from .checkpoint import load_checkpoint
-        from .config import make_config
+        from .persist import resume
 
-        out_dir = Path(out_dir)
-        data = store.load_run(out_dir)
-        values = dict(data.config)
-        if steps is not None:
-            values["steps"] = steps
-        trainer = cls(make_config(values), out_dir=None)
-        trainer.out_dir = out_dir
-        load_checkpoint(trainer)
-        if trainer.step_index >= trainer.cfg.steps:
-            raise ConfigError(f"the run at {out_dir} already did {trainer.step_index} of steps={trainer.cfg.steps}: "
-                              "pass a larger steps to continue it")
-        trainer.recorder.load(data.metrics, data.arrays, trainer.step_index, trainer.cfg.record_every)
-        trainer.status, trainer.reason = "running", f"resumed at step {trainer.step_index}"
-        store.atomic_write_json(out_dir / "config.json", trainer.cfg.model_dump())
-        trainer._write_status()
-        return trainer
+        return resume(out_dir, steps, cls)

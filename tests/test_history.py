@@ -1,12 +1,13 @@
-"""The session's bounded history: caps, even thinning, float32 storage, exact-enough round trips."""
+"""The bounded history: caps, even thinning, float32 storage, curriculum padding, exact-enough round trips."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from dashboard.history import History
+from rnn_core.history import History
 from rnn_core import make_config
 from rnn_core.recorder import StepRecord
+from rnn_core.store import load_run
 from rnn_core.trainer import Trainer
 
 
@@ -87,11 +88,72 @@ def test_memory_after_10000_default_steps_is_bounded():
     assert h.nbytes() < 5 * 2 ** 20  # the bench prints the figure; 50 MB is the budget
 
 
-def test_shape_change_is_refused():
+def test_a_change_of_layers_is_refused():
+    h = History()
+    h.add(record(0, LD=1))
+    with pytest.raises(ValueError, match="changed shape"):
+        h.add(record(1, LD=2))
+
+
+def test_a_growing_curriculum_is_padded_with_nan_not_refused():
+    """Regression: the app crashed with 'timestep_grads changed shape from (1, 10) to (1, 11)'."""
     h = History()
     h.add(record(0, T=10))
-    with pytest.raises(ValueError, match="changed shape"):
-        h.add(record(1, T=12))
+    h.add(record(1, T=11))
+    g = h.recorded("timestep_grads")
+    assert g.shape == (2, 1, 11)
+    assert np.isnan(g[0, 0, 10]) and np.isfinite(g[0, 0, :10]).all() and np.isfinite(g[1]).all()
+
+
+def test_a_curriculum_run_feeds_the_history_at_full_seq_len():
+    tr = Trainer(make_config(curriculum=True, curriculum_start=5, seq_len=25, steps=5, hidden_size=4, cell="lstm"))
+    h = History()
+    for _ in range(5):
+        h.add(tr.step())
+    g = h.recorded("timestep_grads")
+    assert g.shape == (5, 1, 25) and h.latest["gate_mean"].shape == (1, 4, 25)
+    for k, n in enumerate([5, 10, 15, 20, 25]):
+        assert np.isfinite(g[k, 0, :n]).all() and np.isnan(g[k, 0, n:]).all()
+
+
+def test_only_heatmap_arrays_keep_rows_so_a_big_model_stays_bounded():
+    """T=2000, 4 bidirectional LSTM layers: a row of gate_mean is 256 kB; 500 of them would be 128 MB."""
+    LD, G, T = 8, 4, 2000
+    h = History()
+    gates = np.full((LD, G, T), 0.5, np.float32)
+    for s in range(300):
+        arrays = {"recorded_steps": np.asarray(s), "timestep_grads": np.full((LD, T), 0.1),
+                  "cell_grads": np.full((LD, T), 0.2), "hidden_saturation": np.zeros((LD, T)),
+                  "gate_mean": gates, "gate_saturation": gates, "spectral_radius": np.ones((LD, G)),
+                  "sigma_max": np.ones((LD, G))}
+        h.add(StepRecord(s, 1.0, None, 1.0, 1.0, False, 1e-3, 1.0, T, {}, arrays))
+    assert set(h.rec) == {"timestep_grads", "cell_grads"}  # the rest only as `latest`
+    assert h.latest["gate_mean"].shape == (LD, G, T)
+    row_bytes = 2 * LD * T * 4
+    assert h.n_rec * row_bytes <= h.max_row_bytes
+    assert h.nbytes() <= h.max_row_bytes + 2 * row_bytes + 3 * 2**20  # rows + their growth + latest + scalars
+    kept = h.recorded_steps()
+    assert kept[0] == 0 and (np.diff(kept) == np.diff(kept)[0]).all()
+
+
+def test_the_last_finite_profile_survives_a_divergence():
+    h = History()
+    h.add(record(0))
+    h.add(record(1))
+    h.add(record(2, grads=np.full((1, 50), np.nan)))
+    assert h.latest_step == 2 and np.isnan(h.latest["timestep_grads"]).all()
+    assert h.latest_finite_step == 1 and np.isfinite(h.latest_finite["timestep_grads"]).all()
+
+
+def test_a_real_diverging_run_keeps_its_last_finite_profile():
+    cfg = make_config(cell="rnn", activation="relu", init="identity", optimizer="sgd", lr=10.0,
+                      steps=20, seq_len=60, hidden_size=16)  # step 0 is finite, the update then blows up
+    tr, h = Trainer(cfg), History()
+    while not tr.done:
+        h.add(tr.step())
+    assert tr.status == "diverged" and not np.isfinite(h.latest["timestep_grads"]).all()
+    assert h.latest_finite_step is not None and h.latest_finite_step < tr.diverged_at
+    assert np.isfinite(h.latest_finite["timestep_grads"]).all()
 
 
 def test_from_a_real_trainer_recorder():
@@ -102,5 +164,30 @@ def test_from_a_real_trainer_recorder():
     again = History.from_recorder(tr.recorder.rows, tr.recorder.arrays)
     np.testing.assert_array_equal(again.recorded_steps(), h.recorded_steps())
     np.testing.assert_allclose(again.recorded("timestep_grads"), h.recorded("timestep_grads"))
-    assert again.recorded("gate_mean").shape == (6, 1, 4, 12)
+    assert again.recorded("cell_grads").shape == (6, 1, 12)
+    assert again.recorded("gate_mean") is None and again.latest["gate_mean"].shape == (1, 4, 12)
     np.testing.assert_allclose(again.scalars()["loss"], h.scalars()["loss"])
+
+
+@pytest.mark.parametrize("values", [dict(cell="lstm", record_every=2, eval_every=3),
+                                    dict(task="digits", seq_len=64, cell="gru", attention="dot"),
+                                    dict(curriculum=True, curriculum_start=4, seq_len=16)])
+def test_a_saved_run_gives_the_same_history_as_the_live_one(tmp_path, values):
+    cfg = make_config(**{"steps": 10, "seq_len": 12, "hidden_size": 8, **values})
+    tr, live = Trainer(cfg, out_dir=tmp_path / "r"), History()
+    while not tr.done:
+        live.add(tr.step())
+    saved = History.from_run(load_run(tmp_path / "r"))
+    a, b = live.scalars(), saved.scalars()
+    assert a.keys() == b.keys()
+    for name in a:
+        assert a[name].dtype == b[name].dtype, name
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+    np.testing.assert_array_equal(live.recorded_steps(), saved.recorded_steps())
+    assert live.rec.keys() == saved.rec.keys()
+    for name in live.rec:
+        np.testing.assert_array_equal(live.recorded(name), saved.recorded(name), err_msg=name)
+    assert live.latest.keys() == saved.latest.keys() and live.latest_step == saved.latest_step
+    for name in live.latest:
+        np.testing.assert_array_equal(live.latest[name], saved.latest[name], err_msg=name)
+    assert (live.horizon_last, live.horizon_prev) == (saved.horizon_last, saved.horizon_prev)

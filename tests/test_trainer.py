@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -237,3 +238,148 @@ def test_pre_clip_norm_summed_from_the_groups_equals_the_global_norm():
     tr.step()  # the callback runs after the update, so compare on a step whose grads are still there
     pre, direct = seen[0]
     assert pre == pytest.approx(direct, rel=1e-12)
+
+
+# --- state, checkpoints and a stop inside a step ----------------------------------------
+
+def test_checkpoint_serialises_a_nested_state_without_pickle(tmp_path):
+    from rnn_core.checkpoint import load_state, save_state
+
+    state = {"step": 3, "best": None, "inf": float("inf"), "name": "x", "pairs": [1, 2.5, True],
+             "t": torch.arange(6, dtype=torch.float32).view(2, 3), "rng": torch.get_rng_state(),
+             "opt": {"state": {0: {"step": torch.tensor(4.0), "exp_avg": torch.ones(2)}, 7: {"n": 1}},
+                     "param_groups": [{"params": [0, 7], "betas": (0.9, 0.999), "foreach": None}]},
+             "losses": np.linspace(0, 1, 5)}
+    save_state(tmp_path, state)
+    back = load_state(tmp_path)
+    assert back["step"] == 3 and back["best"] is None and back["inf"] == float("inf") and back["name"] == "x"
+    assert back["pairs"] == [1, 2.5, True] and set(back["opt"]["state"]) == {0, 7}
+    torch.testing.assert_close(back["t"], state["t"], rtol=0, atol=0)
+    assert torch.equal(back["rng"], state["rng"]) and back["opt"]["state"][0]["step"].item() == 4.0
+    assert back["opt"]["param_groups"][0] == {"params": [0, 7], "betas": [0.9, 0.999], "foreach": None}
+    np.testing.assert_array_equal(back["losses"], state["losses"])
+    source = (Path(__file__).parents[1] / "rnn_core" / "checkpoint.py").read_text()
+    assert "from .trainer" not in source and "Trainer\"" not in source  # it serialises a state, nothing more
+
+
+def test_an_old_or_missing_checkpoint_is_a_clear_error(tmp_path):
+    from rnn_core.checkpoint import load_state
+    from rnn_core.store import RunStoreError
+
+    with pytest.raises(RunStoreError, match="no checkpoint"):
+        load_state(tmp_path)
+    (tmp_path / "checkpoint.json").write_text(json.dumps({"step": 3, "optimizer": {}}))
+    with pytest.raises(RunStoreError, match="older version"):
+        load_state(tmp_path)
+
+
+def test_state_and_load_state_continue_exactly():
+    cfg = make_config(cell="gru", steps=10, seq_len=12, hidden_size=8, dropout=0.3, layers=2, norm="batch",
+                      input_noise=0.1, eval_every=2)
+    a = Trainer(cfg)
+    a.run(max_steps=4)
+    b = Trainer(cfg)
+    b.load_state(a.state())  # the live tensors: load_state must copy what it keeps
+    a.run(), b.run()
+    assert a.summary() == b.summary()
+    for pa, pb in zip(a.model.state_dict().values(), b.model.state_dict().values()):
+        assert torch.equal(pa, pb)
+
+
+def _files_equal(a_dir, b_dir):
+    from safetensors.torch import load_file
+
+    a, b = load_run(a_dir), load_run(b_dir)
+    pd.testing.assert_frame_equal(a.metrics.drop(columns="step_time_ms"), b.metrics.drop(columns="step_time_ms"))
+    assert a.arrays.keys() == b.arrays.keys()
+    for name in a.arrays:
+        np.testing.assert_array_equal(a.arrays[name], b.arrays[name], err_msg=name)
+    wa, wb = load_file(a_dir / "model.safetensors"), load_file(b_dir / "model.safetensors")
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+    sa, sb = (dict(r.status) for r in (a, b))
+    for s in (sa, sb):
+        s.pop("reason")
+    assert sa == sb
+
+
+# dropout and batch norm: the dropout RNG and the running statistics must be put back too
+STOP_CFG = dict(cell="lstm", steps=8, seq_len=14, hidden_size=8, layers=3, dropout=0.2, norm="batch",
+                input_noise=0.1, eval_every=3, record_every=2)
+
+
+def _stop_inside_step(tmp_path, install, at_step=3):
+    """Run to `at_step`, install a hook that makes a stop arrive inside that step, check the step is
+    undone, then resume and finish: the files equal those of an uninterrupted run."""
+    cfg = make_config(**STOP_CFG)
+    Trainer(cfg, out_dir=tmp_path / "whole").run()
+    tr = Trainer(cfg, out_dir=tmp_path / "part")
+    tr.run(max_steps=at_step)
+    before = {k: v.detach().clone() for k, v in tr.model.state_dict().items()}
+    data = tr.gen.get_state().clone()
+    ended = []
+    tr.add_callback("on_run_end", lambda t: ended.append(t.status))
+    remove = install(tr)
+    assert tr.step() is None
+    remove()
+    assert tr.status == "stopped" and tr.reason == f"stopped by request during step {at_step}"
+    assert tr.step_index == at_step and len(tr.recorder) == at_step and ended == ["stopped"]
+    assert all(p.grad is None for p in tr.model.parameters())
+    assert all(torch.equal(v, before[k]) for k, v in tr.model.state_dict().items())  # no update, same buffers
+    assert torch.equal(tr.gen.get_state(), data) and tr.model.training
+    assert json.loads((tmp_path / "part" / "status.json").read_text())["steps_done"] == at_step  # saved
+    resumed = Trainer.resume(tmp_path / "part")
+    assert resumed.step_index == at_step
+    resumed.run()
+    _files_equal(tmp_path / "whole", tmp_path / "part")
+
+
+def test_a_stop_from_another_thread_ends_the_forward_pass_mid_step(tmp_path):
+    import threading
+
+    def install(tr):
+        started, requested = threading.Event(), threading.Event()
+
+        def after_layer_0(module, inputs, output):
+            if module.training and not started.is_set():  # the training forward, between layer 0 and 1
+                started.set()
+                assert requested.wait(10)  # hold the step here until the other thread has asked
+
+        def stopper():
+            assert started.wait(10)
+            tr.request_stop()
+            requested.set()
+
+        timer = threading.Timer(0.2, stopper)
+        timer.start()
+        handle = tr.model.norms[0].register_forward_hook(after_layer_0)
+        return lambda: (handle.remove(), timer.join())
+
+    _stop_inside_step(tmp_path, install)
+
+
+def test_a_stop_during_backward_aborts_before_the_update(tmp_path):
+    def install(tr):  # the readout's backward runs first; the recurrent layers' after it
+        handle = tr.model.readout.register_full_backward_hook(lambda m, gi, go: tr.request_stop())
+        return handle.remove
+
+    _stop_inside_step(tmp_path, install)
+
+
+def test_a_stop_during_the_evaluation_takes_the_update_back(tmp_path):
+    def install(tr):
+        def in_eval(module, inputs, output):
+            if not module.training:
+                tr.request_stop()
+
+        handle = tr.model.norms[0].register_forward_hook(in_eval)
+        return handle.remove
+
+    _stop_inside_step(tmp_path, install, at_step=6)  # 6 % eval_every == 0
+
+
+def test_a_stop_between_steps_from_another_thread_does_no_step():
+    tr = Trainer(make_config(steps=5, seq_len=8, hidden_size=4))
+    tr.step()
+    tr.request_stop()
+    assert tr.step() is None and tr.step_index == 1
+    assert tr.status == "stopped" and tr.reason == "stopped by request after step 0"

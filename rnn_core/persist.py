@@ -1,0 +1,87 @@
+"""Saving a run as it trains, and resuming it: beside the Trainer, not inside its loop.
+
+    trainer = Trainer(cfg)
+    RunWriter("runs/demo").attach(trainer)   # what Trainer(cfg, out_dir="runs/demo") does
+    trainer.run()
+    trainer = resume("runs/demo", steps=600)  # what Trainer.resume does
+
+The writer is a callback: it flushes the run store at most every FLUSH_SECONDS, spaced out so
+saving never takes more than MAX_SAVE_SHARE of the time (it rewrites whole files, so its cost
+grows with the run), and once more when the run ends. A resumed run equals an uninterrupted
+one file for file.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from . import checkpoint, store
+from .config import ConfigError, make_config
+
+FLUSH_SECONDS = 2.0  # write the run store at most this often while training
+MAX_SAVE_SHARE = 0.05  # and never spend more than this share of the time saving
+
+
+class RunWriter:
+    def __init__(self, out_dir: str | Path):
+        self.out_dir = Path(out_dir)
+        self._last_flush = time.perf_counter()
+        self._save_seconds = 0.0  # how long the last save took
+
+    def attach(self, trainer: Any) -> "RunWriter":
+        """Write config.json and status.json now; the first full save waits FLUSH_SECONDS, so a UI's
+        first chart never waits on disk."""
+        trainer.writer = self
+        trainer.add_callback("on_step_end", self.on_step_end)
+        trainer.add_callback("on_run_end", self.on_run_end)
+        store.atomic_write_json(self.out_dir / "config.json", trainer.cfg.model_dump())
+        self.write_status(trainer)
+        self._last_flush = time.perf_counter()
+        return self
+
+    def on_step_end(self, trainer: Any, rec: Any) -> None:
+        if trainer.done:
+            return  # on_run_end saves
+        wait = max(FLUSH_SECONDS, self._save_seconds / MAX_SAVE_SHARE)
+        if time.perf_counter() - self._last_flush > wait:
+            self.save(trainer)
+
+    def on_run_end(self, trainer: Any) -> None:
+        self.save(trainer)
+
+    def write_status(self, trainer: Any) -> None:
+        store.atomic_write_json(self.out_dir / "status.json", trainer.summary())
+
+    def save(self, trainer: Any) -> None:
+        """Metrics, arrays, weights, a resumable checkpoint and the status, each written atomically."""
+        t0 = time.perf_counter()
+        trainer.recorder.write(self.out_dir)
+        store.atomic_save_safetensors(self.out_dir / "model.safetensors", trainer.model.state_dict())
+        checkpoint.save_state(self.out_dir, trainer.state())
+        self.write_status(trainer)
+        self._last_flush = time.perf_counter()
+        self._save_seconds = self._last_flush - t0
+
+
+def resume(out_dir: str | Path, steps: int | None = None, trainer_cls: type | None = None) -> Any:
+    """A Trainer that continues the stopped (or killed) run in `out_dir` from its last checkpoint,
+    saving into it again. `steps` may raise the step budget."""
+    if trainer_cls is None:
+        from .trainer import Trainer as trainer_cls
+    out_dir = Path(out_dir)
+    data = store.load_run(out_dir)
+    values = dict(data.config)
+    if steps is not None:
+        values["steps"] = steps
+    state = checkpoint.load_state(out_dir)
+    trainer = trainer_cls(make_config(values))
+    trainer.load_state(state)
+    if trainer.step_index >= trainer.cfg.steps:
+        raise ConfigError(f"the run at {out_dir} already did {trainer.step_index} of steps={trainer.cfg.steps}: "
+                          "pass a larger steps to continue it")
+    # what was recorded before the checkpoint's step (a killed run may have written later rows)
+    trainer.recorder.load(data.metrics, data.arrays, trainer.step_index, trainer.cfg.record_every)
+    trainer.status, trainer.reason = "running", f"resumed at step {trainer.step_index}"
+    RunWriter(out_dir).attach(trainer)  # config.json again: the step budget may have changed
+    return trainer
