@@ -241,14 +241,14 @@ class Trainer:
         del res  # the graph and the retained gradients go now, not at the next step
         diverged = not (math.isfinite(loss_v) and math.isfinite(pre))
         last = s == cfg.steps - 1
-        evaluate = not diverged and (s % cfg.eval_every == 0 or last)
-        if evaluate:  # a stop during the evaluation must be able to take the update back
+        eval_due = not diverged and (s % cfg.eval_every == 0 or last)
+        if eval_due:  # a stop during the evaluation must be able to take the update back
             self._undo = ({k: v.detach().clone() for k, v in self.model.state_dict().items()},
                           copy.deepcopy(self.opt.state_dict()))
         if not diverged:
             self.opt.step()
 
-        val, acc, per_seq = self.evaluate() if evaluate else (None, None, None)
+        val, acc, per_seq = self.evaluate() if eval_due else (None, None, None)
         rec = StepRecord(s, loss_v, val, pre, post, clipped, lr, 0.0, T, norms, arrays, acc)
         self.step_index = s + 1
         if per_seq is not None:
