@@ -1,0 +1,131 @@
+"""Training-service benchmarks: throughput in the app against plain PyTorch, and a pool of runs.
+
+    python bench/bench_service.py throughput     # rnn/lstm/gru at T = 50, 200, 1000: job steps/s vs plain
+    python bench/bench_service.py four           # one default run, then four at once, through the pool
+    python bench/bench_service.py all
+
+`throughput`: a job trains in the service's worker process (one torch thread, the app's
+setting) while this process does what a page does: every 0.3 s it takes a view of the job and
+builds every chart from it (dashboard.panel.build_figures). Its steps per second, from the
+job's own step times, are divided by those of plain fused PyTorch (nn.RNN/LSTM/GRU, same
+shapes, optimiser and loss, nothing recorded; bench_speed.plain_step) timed in this process
+with one thread. `four`: wall time of one default run through the pool against four started
+together (2 workers on 2 cores). Both say what else was running: on a shared machine the
+other load moves every figure.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import torch  # noqa: E402
+
+from rnn_core import make_config  # noqa: E402
+from rnn_core.service import TrainingService  # noqa: E402
+from rnn_core.settings import ServiceSettings  # noqa: E402
+
+POLL_S = 0.3  # dashboard.explore.POLL_S
+
+
+def _plain_ms(cell: str, T: int, seconds: float) -> float:
+    from bench_speed import plain_step
+
+    torch.set_num_threads(1)
+    step = plain_step(cell, T, torch.device("cpu"))
+    for _ in range(3):
+        step()
+    times = []
+    t_end = time.perf_counter() + seconds
+    while time.perf_counter() < t_end or len(times) < 5:
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1e3
+
+
+def _job_ms(svc: TrainingService, cfg, out: Path) -> tuple[float, float, int]:
+    """(median step ms of the job, wall ms per step seen by the page, pages drawn) with a page polling."""
+    from dashboard.run_figures import build_figures
+
+    job = svc.submit(cfg, out, check_limits=False)
+    drawn = 0
+    while not job.done:
+        job.poll()
+        build_figures(job.view())
+        drawn += 1
+        time.sleep(POLL_S)
+    assert job.state == "finished", job.error
+    step_ms = job.history.scalars()["step_time_ms"][5:]  # the first steps warm the caches
+    started = job.started_at or job.submitted_at
+    wall_ms = (job.ended_at - started) * 1e3 / cfg.steps
+    return float(statistics.median(step_ms)), wall_ms, drawn
+
+
+def throughput(seconds: float) -> None:
+    svc = TrainingService(ServiceSettings(pool="process", workers=1))
+    tmp = Path(tempfile.mkdtemp(prefix="bench_service_"))
+    print(f"| cell | T | plain ms | app step ms | app wall ms/step | plain/app (target ≥ {1 / 1.3:.2f}) |")
+    print("|---|---|---|---|---|---|")
+    try:
+        for cell in ("rnn", "lstm", "gru"):
+            for T in (50, 200, 1000):
+                plain = _plain_ms(cell, T, seconds / 2)
+                steps = max(30, int(seconds * 1e3 / (plain * 1.6)))
+                cfg = make_config(cell=cell, seq_len=T, steps=steps)
+                step, wall, _ = _job_ms(svc, cfg, tmp / f"{cell}-{T}")
+                print(f"| {cell} | {T} | {plain:.2f} | {step:.2f} | {wall:.2f} | {plain / wall:.2f} |", flush=True)
+    finally:
+        svc.shutdown()
+
+
+def four(repeats: int) -> None:
+    svc = TrainingService(ServiceSettings(pool="process", workers=os.cpu_count() or 2))
+    tmp = Path(tempfile.mkdtemp(prefix="bench_four_"))
+    while svc.counts()["ready"] < svc.counts()["workers"]:
+        time.sleep(0.1)
+    ones, fours = [], []
+    try:
+        for r in range(repeats):
+            t0 = time.perf_counter()
+            job = svc.submit(make_config(), tmp / f"one-{r}")
+            job.wait()
+            ones.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            jobs = [svc.submit(make_config(seed=k), tmp / f"four-{r}-{k}") for k in range(4)]
+            for j in jobs:
+                j.wait()
+            fours.append(time.perf_counter() - t0)
+            assert all(j.state == "finished" for j in [job, *jobs])
+    finally:
+        svc.shutdown()
+    one, fo = statistics.median(ones), statistics.median(fours)
+    print(f"one default run through the pool: {', '.join(f'{t:.2f}' for t in ones)} s (median {one:.2f}); "
+          f"four at once on {svc.settings.workers} workers: {', '.join(f'{t:.2f}' for t in fours)} s "
+          f"(median {fo:.2f}); four/one = {fo / one:.2f} (target ≤ 2.3)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("what", choices=("throughput", "four", "all"))
+    ap.add_argument("--seconds", type=float, default=6.0, help="training time per throughput case")
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+    print(f"torch {torch.__version__}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start")
+    if args.what in ("throughput", "all"):
+        throughput(args.seconds)
+    if args.what in ("four", "all"):
+        four(args.repeats)
+    print(f"load average {os.getloadavg()[0]:.1f} at the end")
+
+
+if __name__ == "__main__":
+    main()

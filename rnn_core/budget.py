@@ -1,0 +1,125 @@
+"""What a config will cost before it runs: memory and time per step, estimated from its shapes.
+
+A run that cannot fit is refused with one line before any memory is taken, instead of growing
+a server to 15 GB. The estimate is a model fitted on this project's own measurements (peak RSS
+and step time on a 2-core CPU, one torch thread; `bench/bench_budget.py` prints both), not a guarantee:
+
+- memory: the fused kernels keep every gate activation of every timestep for the backward
+  pass, and the probes and recomputed gates of the exact-gradient read add as much again, so
+  the bytes grow as T·B·H per layer and direction, with a per-cell constant (measured 108, 113
+  and 250 bytes for rnn, lstm and gru at T=1000, H=256);
+- time: a fixed cost per step, a cost per timestep and layer-direction (the scans and the
+  kernels' own loops), and the matmul FLOPs at the machine's measured rate.
+
+Nothing here imports torch unless `calibrate()` is asked to measure the machine.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from .config import RunConfig
+
+VAL_BATCH = 256  # the trainer's validation batch (trainer.VAL_BATCH): evaluated without a graph
+BYTES_PER_UNIT = {"rnn": 110.0, "lstm": 120.0, "gru": 250.0}  # per T·B·H·(layer-direction), fitted
+GATES = {"rnn": 1, "lstm": 4, "gru": 3}
+BASE_BYTES = 400 * 2**20  # the process itself: torch, the model, the recorder's bounded arrays
+STEP_OVERHEAD_S = 0.004  # Python and dispatch per step (measured ~4-8 ms for a tiny model)
+PER_TIMESTEP_S = 6e-6  # per timestep and layer-direction: the scans and the kernels' time loops
+REFERENCE_FLOPS_PER_S = 25e9  # fused fwd+bwd+read on the 2-core CPU this was fitted on, 1 thread
+REFERENCE_PROBE_FLOPS_PER_S = 150e9  # what calibrate()'s matmul probe read on that machine
+INPUT_SIZE = {"adding": 2, "copy": 10, "temporal_order": 8, "sine": 1}  # digits, charlm: below
+
+_rate: float | None = None  # this machine's FLOP rate, once measured
+
+
+@dataclass(frozen=True)
+class Estimate:
+    bytes: int  # peak resident memory of a process running this config
+    step_s: float  # seconds per training step
+    run_s: float  # seconds for all `steps`
+
+    def describe(self) -> str:
+        return f"≈ {_size(self.bytes)} · ≈ {_duration(self.step_s)}/step · ≈ {_duration(self.run_s)} for the run"
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_bytes: int = 3 * 2**30  # one job; the pool runs one job per core, so 2 cores hold 6 GB
+    # a step that would take longer cannot be stopped within about a second (see Trainer.request_stop)
+    max_step_s: float = 1.5
+
+    def check(self, est: Estimate) -> str | None:
+        """None when the config fits, else one line saying what is over and by how much."""
+        if est.bytes > self.max_bytes:
+            return (f"this config needs {est.describe().split(' · ')[0]} of memory; this server allows "
+                    f"{_size(self.max_bytes)} per run: lower seq_len, hidden_size, layers or batch_size")
+        if est.step_s > self.max_step_s:
+            return (f"one step would take {_duration(est.step_s)}; this server allows {_duration(self.max_step_s)} "
+                    f"per step: lower seq_len, hidden_size, layers or batch_size")
+        return None
+
+
+def input_size(cfg: RunConfig) -> int:
+    if cfg.task == "digits":
+        return 1 if cfg.digits_mode == "pixel" else 8
+    if cfg.task == "charlm":
+        return cfg.embed_size
+    return INPUT_SIZE[cfg.task]
+
+
+def flops_per_step(cfg: RunConfig) -> float:
+    """FLOPs of the recurrent matmuls: forward, backward (×3 together) and the exact read (×0.5),
+    plus the validation forward amortised over eval_every steps."""
+    H, D, G = cfg.hidden_size, 2 if cfg.bidirectional else 1, GATES[cfg.cell]
+    total = 0.0
+    for layer in range(cfg.layers):
+        inp = input_size(cfg) if layer == 0 else D * H
+        total += D * G * H * (inp + H) * 2 * cfg.seq_len * cfg.batch_size
+    evals = VAL_BATCH / cfg.batch_size / cfg.eval_every  # a forward of the val batch every eval_every steps
+    return total * (3.5 + evals)
+
+
+def estimate(cfg: RunConfig, flops_per_s: float | None = None) -> Estimate:
+    rate = flops_per_s or _rate or REFERENCE_FLOPS_PER_S
+    ld = cfg.layers * (2 if cfg.bidirectional else 1)
+    units = cfg.seq_len * cfg.batch_size * cfg.hidden_size * ld
+    step = STEP_OVERHEAD_S + PER_TIMESTEP_S * cfg.seq_len * ld + flops_per_step(cfg) / rate
+    nbytes = int(BASE_BYTES + BYTES_PER_UNIT[cfg.cell] * units)
+    return Estimate(nbytes, step, step * cfg.steps)
+
+
+def calibrate() -> float:
+    """Measure this machine's matmul rate relative to the reference (a few ms); later estimates use it."""
+    global _rate
+    import torch
+
+    a, b = torch.randn(256, 512), torch.randn(512, 1024)
+    a @ b
+    best = float("inf")
+    for _ in range(5):
+        t0 = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t0)
+    measured = 2 * 256 * 512 * 1024 / best
+    _rate = REFERENCE_FLOPS_PER_S * measured / REFERENCE_PROBE_FLOPS_PER_S
+    return _rate
+
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit != "GB" else f"{n:.1f} GB"
+        n /= 1024
+    return f"{n:.1f} GB"
+
+
+def _duration(s: float) -> str:
+    if s < 1:
+        return f"{s * 1e3:.0f} ms"
+    if s < 120:
+        return f"{s:.1f} s"
+    if s < 7200:
+        return f"{s / 60:.0f} min"
+    return f"{s / 3600:.1f} h"

@@ -1,0 +1,401 @@
+"""The training service: a bounded pool of workers, a FIFO queue in front of it, and jobs that
+publish bounded snapshots for pages to draw at their own pace.
+
+    service = TrainingService(ServiceSettings(workers=2))
+    job = service.submit(make_config(cell="lstm"), out_dir=store.run_dir("demo"))
+    while not job.done:
+        job.poll()                 # a page polls; a job nobody polls for a while is stopped and saved
+        time.sleep(0.2)
+    view = job.view()             # read-only: what every panel draws (rnn_core.view.RunView)
+
+Workers are processes (spawned once, each imports torch once and keeps it) or threads. A worker
+trains one job at a time and sends its new StepRecords every `publish_every_s`, so training
+never waits for drawing. One service thread hands queued jobs to idle workers in FIFO order,
+folds the workers' messages into each job's bounded History, stops jobs whose page has gone
+and replaces a worker process that died (its job fails; the others go on).
+"""
+from __future__ import annotations
+
+import itertools
+import multiprocessing as mp
+import os
+import queue
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import budget
+from .config import RunConfig
+from .history import History
+from .settings import ServiceSettings, load_settings
+
+QUEUED, RUNNING = "queued", "running"
+ENDED = ("finished", "stopped", "diverged", "failed", "cancelled")
+RATE_WINDOW_S = 5.0  # steps per second over the last few seconds
+
+
+class ServiceError(ValueError):
+    """A job the service will not take: the queue is full, or the config is over this server's limits."""
+
+
+@dataclass
+class Job:
+    """One run in the service. Its fields are written by the service thread under `lock`;
+    readers take a view (`job.view()`), never the live History."""
+    id: str
+    name: str
+    out_dir: Path
+    cfg: RunConfig
+    resume: bool = False
+    steps: int | None = None  # resume: the new step budget
+    state: str = QUEUED  # queued, running, then the trainer's final status, "failed" or "cancelled"
+    history: History = field(default_factory=History)
+    summary: dict = field(default_factory=dict)  # the trainer's latest summary()
+    info: dict = field(default_factory=dict)  # engine, device, seq_len: sent when the job starts
+    error: str | None = None
+    worker: int | None = None
+    submitted_at: float = field(default_factory=time.monotonic)
+    started_at: float | None = None
+    ended_at: float | None = None
+    last_poll: float = field(default_factory=time.monotonic)
+    marks: deque = field(default_factory=lambda: deque(maxlen=256))  # (time, steps done)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _service: Any = field(default=None, repr=False)
+
+    @property
+    def done(self) -> bool:
+        return self.state in ENDED
+
+    @property
+    def steps_done(self) -> int:
+        return int(self.summary.get("steps_done", 0))
+
+    def poll(self) -> None:
+        """The page is still there: without polls for `abandon_after_s` the job is stopped."""
+        self.last_poll = time.monotonic()
+
+    def position(self) -> int:
+        """1 for the first job in the queue, 2 for the next, ...; 0 once it runs or has ended."""
+        return self._service.position(self) if self._service is not None else 0
+
+    def steps_per_second(self) -> float:
+        with self.lock:
+            if len(self.marks) < 2:
+                return 0.0
+            (t0, s0), (t1, s1) = self.marks[0], self.marks[-1]
+        return (s1 - s0) / (t1 - t0) if t1 > t0 else 0.0
+
+    def stop(self) -> None:
+        if self._service is not None:
+            self._service.stop(self)
+
+    def view(self):
+        from .view import RunView
+
+        return RunView.from_job(self)
+
+    def wait(self, timeout: float | None = None, poll_s: float = 0.05) -> bool:
+        """Block until the job has ended (polling it meanwhile); False on timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self.done:
+            self.poll()
+            if deadline is not None and time.monotonic() > deadline:
+                return False
+            time.sleep(poll_s)
+        return True
+
+
+# --- the worker side: runs in a worker process or thread ------------------------------------------
+def _watch(stop_event, finished: threading.Event, trainer, parent_alive) -> None:
+    """Turn a Stop (or the death of the server process) into trainer.request_stop(), mid-step too."""
+    while not finished.is_set():
+        if stop_event.wait(0.2) or not parent_alive():
+            trainer.request_stop()
+            return
+
+
+def _run_job(index: int, job_id: str, spec: dict, results, stop_event, publish_every_s: float, parent_alive) -> None:
+    from .config import make_config
+    from .trainer import Trainer
+
+    trainer, pending, error = None, [], None
+    finished = threading.Event()
+    try:
+        if spec["resume"]:
+            trainer = Trainer.resume(spec["out_dir"], steps=spec["steps"])
+        else:
+            trainer = Trainer(make_config(spec["config"]), out_dir=spec["out_dir"])
+        results.put((index, job_id, "started", {"engine": trainer.engine, "device": str(trainer.device),
+                                                "steps_done": trainer.step_index}))
+        threading.Thread(target=_watch, args=(stop_event, finished, trainer, parent_alive), daemon=True).start()
+        last = None
+        while not trainer.done:
+            rec = trainer.step()
+            if rec is not None:  # None: the step was interrupted by a stop and undone
+                pending.append(rec)
+            now = time.monotonic()
+            if last is None or now - last >= publish_every_s:  # the first step at once: the first chart
+                results.put((index, job_id, "steps", (pending, trainer.summary())))
+                pending, last = [], now
+    except Exception as err:  # noqa: BLE001 - one job's failure is reported, the worker goes on
+        error = f"{type(err).__name__}: {err}"
+        if trainer is not None and not trainer.done:
+            try:
+                trainer.stop()
+            except Exception:  # noqa: BLE001 - the first error is the one worth showing
+                pass
+    finally:
+        finished.set()
+    summary = trainer.summary() if trainer is not None else None
+    results.put((index, job_id, "end", (pending, summary, error)))
+
+
+def _worker_loop(index: int, commands, results, stop_event, torch_threads: int, publish_every_s: float,
+                 in_process: bool) -> None:
+    parent = mp.parent_process() if in_process else None
+    parent_alive = (lambda: parent.is_alive()) if parent is not None else (lambda: True)
+    if in_process:
+        import torch
+
+        torch.set_num_threads(torch_threads)
+        _warm_up()
+    results.put((index, None, "ready", os.getpid()))
+    while True:
+        try:
+            cmd = commands.get(timeout=1.0)
+        except queue.Empty:
+            if not parent_alive():
+                return
+            continue
+        if cmd is None:
+            return
+        job_id, spec = cmd
+        _run_job(index, job_id, spec, results, stop_event, publish_every_s, parent_alive)
+
+
+def _warm_up() -> None:
+    """One throwaway step, so a worker's first job does not pay torch's lazy set-up (~1-3 s)."""
+    from .config import make_config
+    from .trainer import Trainer
+
+    Trainer(make_config(steps=2, device="cpu")).step()
+
+
+# --- the server side ---------------------------------------------------------------------------
+@dataclass
+class _Worker:
+    index: int
+    commands: Any
+    stop_event: Any
+    handle: Any  # Process or Thread
+    ready: bool = False
+    job: Job | None = None
+
+
+class TrainingService:
+    def __init__(self, settings: ServiceSettings | None = None):
+        self.settings = settings or load_settings()
+        self.limits = budget.Limits(self.settings.max_job_mb * 2**20, self.settings.max_step_s)
+        self._in_process = self.settings.pool == "process"
+        self._ctx = mp.get_context("spawn") if self._in_process else None
+        self._results = self._ctx.Queue() if self._in_process else queue.Queue()
+        self._lock = threading.RLock()
+        self._queue: deque[Job] = deque()
+        self._jobs: dict[str, Job] = {}
+        self._ids = itertools.count(1)
+        self._closed = False
+        if not self._in_process:
+            import torch
+
+            torch.set_num_threads(self.settings.torch_threads)  # process-wide: the threads share it
+        self._workers = [self._start_worker(i) for i in range(self.settings.workers)]
+        self._thread = threading.Thread(target=self._loop, name="bptt-lab-service", daemon=True)
+        self._thread.start()
+
+    # --- public ------------------------------------------------------------------------------
+    def submit(self, cfg: RunConfig, out_dir: str | Path, name: str | None = None,
+               check_limits: bool = True) -> Job:
+        """Queue a new run saved into `out_dir`. Raises ServiceError when over the limits or full."""
+        if check_limits:
+            self.check(cfg)
+        out_dir = Path(out_dir)
+        return self._enqueue(Job(self._next_id(), name or out_dir.name, out_dir, cfg))
+
+    def resume(self, out_dir: str | Path, steps: int | None = None, name: str | None = None) -> Job:
+        """Queue the continuation of a saved run; its History starts from what the store holds."""
+        from . import store
+        from .config import make_config
+
+        out_dir = Path(out_dir)
+        data = store.load_run(out_dir)
+        values = {**data.config, **({"steps": steps} if steps is not None else {})}
+        cfg = make_config(values)
+        self.check(cfg)
+        job = Job(self._next_id(), name or out_dir.name, out_dir, cfg, resume=True, steps=steps,
+                  history=History.from_run(data), summary=dict(data.status))
+        return self._enqueue(job)
+
+    def check(self, cfg: RunConfig) -> None:
+        problem = self.limits.check(budget.estimate(cfg))
+        if problem:
+            raise ServiceError(problem)
+
+    def stop(self, job: Job) -> None:
+        """A queued job is cancelled; a running one stops within about a second and is saved."""
+        with self._lock:
+            if job.state == QUEUED:
+                self._queue.remove(job)
+                self._end(job, "cancelled", None)
+            elif job.state == RUNNING and job.worker is not None:
+                self._workers[job.worker].stop_event.set()
+
+    def position(self, job: Job) -> int:
+        with self._lock:
+            return next((k + 1 for k, j in enumerate(self._queue) if j is job), 0)
+
+    def jobs(self) -> list[Job]:
+        with self._lock:
+            return list(self._jobs.values())
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            running = sum(1 for w in self._workers if w.job is not None)
+            return {"running": running, "queued": len(self._queue), "workers": len(self._workers),
+                    "ready": sum(w.ready for w in self._workers)}
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Stop every job (each is saved), then the workers."""
+        with self._lock:
+            self._closed = True
+            for job in list(self._queue):
+                self.stop(job)
+            for w in self._workers:
+                if w.job is not None:
+                    w.stop_event.set()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and any(w.job is not None for w in self._workers):
+            time.sleep(0.05)
+        for w in self._workers:
+            w.commands.put(None)
+        for w in self._workers:
+            w.handle.join(max(0.1, deadline - time.monotonic()))
+            if self._in_process and w.handle.is_alive():
+                w.handle.terminate()
+
+    # --- inside ----------------------------------------------------------------------------------
+    def _next_id(self) -> str:
+        return f"job{next(self._ids)}"
+
+    def _enqueue(self, job: Job) -> Job:
+        job._service = self
+        with self._lock:
+            if self._closed:
+                raise ServiceError("the training service is shutting down")
+            if len(self._queue) >= self.settings.max_queue:
+                raise ServiceError(f"the server is busy: {len(self._queue)} runs are waiting already "
+                                   f"(at most {self.settings.max_queue}); try again in a minute")
+            self._jobs[job.id] = job
+            self._queue.append(job)
+            self._dispatch()
+        return job
+
+    def _start_worker(self, index: int) -> _Worker:
+        s = self.settings
+        if self._in_process:
+            commands, stop_event = self._ctx.Queue(), self._ctx.Event()
+            handle = self._ctx.Process(target=_worker_loop, name=f"bptt-lab-worker-{index}", daemon=True,
+                                       args=(index, commands, self._results, stop_event, s.torch_threads,
+                                             s.publish_every_s, True))
+        else:
+            commands, stop_event = queue.Queue(), threading.Event()
+            handle = threading.Thread(target=_worker_loop, name=f"bptt-lab-worker-{index}", daemon=True,
+                                      args=(index, commands, self._results, stop_event, s.torch_threads,
+                                            s.publish_every_s, False))
+        handle.start()
+        return _Worker(index, commands, stop_event, handle)
+
+    def _dispatch(self) -> None:
+        """Hand queued jobs to idle, ready workers, oldest first (caller holds the lock)."""
+        for w in self._workers:
+            if not self._queue:
+                return
+            if w.ready and w.job is None:
+                job = self._queue.popleft()
+                w.job, job.worker, job.state, job.started_at = job, w.index, RUNNING, time.monotonic()
+                w.stop_event.clear()  # before the command: a Stop clicked from now on applies to this job
+                spec = {"resume": job.resume, "steps": job.steps, "out_dir": str(job.out_dir),
+                        "config": job.cfg.model_dump()}
+                w.commands.put((job.id, spec))
+
+    def _loop(self) -> None:
+        while True:
+            try:
+                msg = self._results.get(timeout=0.25)
+            except queue.Empty:
+                msg = None
+            except (EOFError, OSError):  # the queue's pipe closed: the process is ending
+                return
+            with self._lock:
+                if msg is not None:
+                    self._handle(*msg)
+                self._housekeep()
+                if self._closed and not any(w.job for w in self._workers):
+                    return
+
+    def _handle(self, index: int, job_id: str | None, kind: str, payload: Any) -> None:
+        w = self._workers[index]
+        if kind == "ready":
+            w.ready = True
+            self._dispatch()
+            return
+        job = self._jobs.get(job_id)
+        if job is None or w.job is not job:
+            return
+        if kind == "started":
+            with job.lock:
+                job.info = payload
+                job.marks.append((time.monotonic(), payload["steps_done"]))
+            return
+        records, summary, error = payload if kind == "end" else (*payload, None)
+        with job.lock:
+            for rec in records:
+                job.history.add(rec)
+            if summary is not None:
+                job.summary = summary
+                job.marks.append((time.monotonic(), summary.get("steps_done", 0)))
+                while len(job.marks) > 2 and job.marks[-1][0] - job.marks[0][0] > RATE_WINDOW_S:
+                    job.marks.popleft()
+        if kind == "end":
+            state = "failed" if error else (summary or {}).get("status", "failed")
+            w.job = None
+            self._end(job, state if state in ENDED else "stopped", error)
+            self._dispatch()
+
+    def _end(self, job: Job, state: str, error: str | None) -> None:
+        with job.lock:
+            job.state, job.error, job.ended_at, job.worker = state, error, time.monotonic(), None
+
+    def _housekeep(self) -> None:
+        now = time.monotonic()
+        gone = self.settings.abandon_after_s
+        for job in list(self._jobs.values()):
+            if job.done:
+                if now - max(job.last_poll, job.ended_at or 0) > gone:
+                    del self._jobs[job.id]  # the page that held it is gone too: free its History
+            elif now - job.last_poll > gone:
+                self.stop(job)  # abandoned: stopped and saved, resumable from the Runs library
+        if self._in_process and not self._closed:
+            for w in self._workers:
+                if not w.handle.is_alive():
+                    self._replace(w)
+
+    def _replace(self, w: _Worker) -> None:
+        """A worker process died (killed for memory, a crash in a kernel): fail its job, start another."""
+        code = w.handle.exitcode
+        if w.job is not None:
+            self._end(w.job, "failed", f"the training process died (exit code {code}"
+                                       f"{': out of memory?' if code in (-9, 137) else ''}); other runs go on")
+        self._workers[w.index] = self._start_worker(w.index)

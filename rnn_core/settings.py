@@ -1,0 +1,45 @@
+"""Server-side settings, read once from the environment (prefix BPTT_LAB_), typed and bounded.
+
+    BPTT_LAB_WORKERS=2 BPTT_LAB_POOL=thread streamlit run streamlit_app.py
+
+The defaults suit one 2-core machine serving a class: one training worker per core, each
+with one torch thread, and a queue in front of them.
+"""
+from __future__ import annotations
+
+import os
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+CORES = os.cpu_count() or 1
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BPTT_LAB_", extra="ignore")
+
+    # One worker per core: a third job on 2 cores only slows the other two (measured in bench/bench_service.py).
+    workers: int = Field(CORES, ge=1, le=64, description="Training jobs that run at once; the rest wait in the queue.")
+    # Processes: four default runs on 2 cores took 1.8x one run with processes, 2.4x with threads (the GIL).
+    pool: Literal["process", "thread"] = Field("process", description="Where jobs train: worker processes or threads.")
+    max_queue: int = Field(64, ge=0, le=10_000, description="Jobs that may wait; one more is refused with a message.")
+    # A tab that stops polling for this long is gone: its job is stopped and saved, never orphaned.
+    abandon_after_s: float = Field(30.0, gt=0, le=86_400, description="Stop a job whose page has not polled for this long.")
+    # One intra-op thread per job: two OpenMP threads on a busy 2-core machine made steps 8x slower.
+    torch_threads: int = Field(1, ge=1, le=64, description="torch intra-op threads of each training job.")
+    max_job_mb: int = Field(3072, ge=64, le=1_000_000, description="Refuse a config whose estimated memory is larger.")
+    max_step_s: float = Field(1.5, gt=0, le=3600, description="Refuse a config whose estimated step takes longer.")
+    # Batches of steps sent from a worker to the pages: often enough for live charts, rarely enough to stay cheap.
+    publish_every_s: float = Field(0.1, gt=0, le=10, description="How often a job publishes its new steps.")
+
+
+def load_settings() -> ServiceSettings:
+    """The settings, or a clear error naming the bad variable (never a traceback at server start)."""
+    from pydantic import ValidationError
+
+    try:
+        return ServiceSettings()
+    except ValidationError as err:
+        bad = "; ".join(f"BPTT_LAB_{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in err.errors())
+        raise ValueError(f"bad server setting: {bad}") from None
