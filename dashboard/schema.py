@@ -1,21 +1,21 @@
 """The widget table, derived from RunConfig: which widget each field gets, and when it matters.
 
-Nothing here is written out per field except two short lists: which fields sit at the top of
-the sidebar (the knobs a class turns), and the rules that hide a field where it has no effect.
-Every other property (kind, choices, bounds, default, help text) is read from the schema, so a
-new config field shows up in the Advanced expander without touching this file.
+Nothing here is written out per field except one short list: which fields sit at the top of
+the sidebar (the knobs a class turns). Where a field has no effect comes from rnn_core.rules,
+the table the validator reads too. Every other property (kind, choices, bounds, default, help
+text) is read from the schema, so a new config field shows up in the Advanced expander without
+touching this file.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from types import SimpleNamespace
 from typing import Annotated, Any, Literal, Mapping, get_args, get_origin
 
 from pydantic import TypeAdapter, ValidationError
 
+from rnn_core import rules
 from rnn_core.config import ConfigError, RunConfig, make_config
-from rnn_core.tasks import fixed_seq_len
 
 # The knobs of the lesson, in the order a teacher turns them; everything else is Advanced.
 MAIN_FIELDS = ("task", "cell", "activation", "init", "init_gain", "forget_bias", "hidden_size", "layers",
@@ -71,41 +71,34 @@ def defaults() -> dict[str, Any]:
 def relevance(name: str, values: Mapping[str, Any]) -> tuple[bool, str]:
     """(shown, note): whether field `name` has any effect given the other values, and why not.
 
-    A hidden field takes its default in the config, so a stale value (activation=relu left over
-    from an RNN, now an LSTM) never leaks into the run or the link.
+    The rules are rnn_core.rules' (the validator reads the same table). A hidden field takes
+    its default in the config, so a stale value (activation=relu left over from an RNN, now an
+    LSTM) never leaks into the run or the link.
     """
-    v = values
-    rules = {
-        "activation": (v["cell"] == "rnn", "only the vanilla RNN has a choice of activation"),
-        "forget_bias": (v["cell"] == "lstm", "only the LSTM has a forget gate"),
-        "horizon": (v["task"] == "sine", "only the sine task forecasts ahead"),
-        "digits_mode": (v["task"] == "digits", "only the digits task reads pixels or rows"),
-        "embed_size": (v["task"] == "charlm", "only charlm embeds tokens"),
-        "clip_mode": (float(v["clip"]) > 0, "clipping is off (clip = 0)"),
-        "residual": (int(v["layers"]) >= 2, "skip connections need 2 or more layers"),
-        "curriculum_start": (bool(v["curriculum"]), "the curriculum is off"),
-        "freeze": (bool(v["warm_start"]), "freezing needs a warm start"),
-        "bidirectional": (v["task"] not in ("sine", "charlm"), "a forecasting task cannot read the future"),
-    }
-    return rules.get(name, (True, ""))
+    return rules.relevance(name, values)
 
 
 def forced_value(name: str, values: Mapping[str, Any]) -> Any | None:
     """A value the other fields fix (digits has T = 64 pixels or 8 rows); None when free."""
-    if name == "seq_len" and values["task"] == "digits":
-        return fixed_seq_len(SimpleNamespace(task="digits", digits_mode=values["digits_mode"]))
+    if name == "seq_len":
+        return rules.fixed_seq_len(values["task"], values["digits_mode"])
     return None
 
 
 def effective_values(values: Mapping[str, Any]) -> dict[str, Any]:
-    """The values that go into the config: hidden fields at their default, forced fields forced."""
+    """The values that go into the config: hidden fields at their default, forced fields forced.
+
+    Repeated until nothing changes, since hiding one field can hide another (digits hides the
+    curriculum, which hides curriculum_start)."""
     base = defaults()
-    merged = {**base, **{k: values[k] for k in base if k in values}}
-    out = {}
-    for name in base:
-        shown, _ = relevance(name, merged)
-        forced = forced_value(name, merged)
-        out[name] = forced if forced is not None else (merged[name] if shown else base[name])
+    out = {**base, **{k: values[k] for k in base if k in values}}
+    for _ in range(len(base)):
+        before = dict(out)
+        for name in base:
+            forced = forced_value(name, before)
+            out[name] = forced if forced is not None else (before[name] if relevance(name, before)[0] else base[name])
+        if out == before:
+            break
     return out
 
 

@@ -5,6 +5,7 @@
     python -m rnn_core keys          # every key, its default and what is allowed
 
 Bad keys or values exit with status 2 and one line saying what was wrong; nothing is written.
+A task that fixes its length (digits) takes it when seq_len is not given: --set task=digits is enough.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import sys
 from pathlib import Path
 
 from .config import ConfigError, RunConfig, describe_allowed, make_config, parse_assignments
-from .store import RunStoreError
+from .rules import SHOW_LIMIT, RunStoreError, show
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -78,6 +79,17 @@ def main(argv: list[str] | None = None) -> int:
         else:
             trainer = Trainer.resume(args.dir, steps=args.steps)
         return _train(trainer, args.quiet)
-    except (ConfigError, RunStoreError) as err:
-        print(f"error: {err}", file=sys.stderr)
+    except (ConfigError, RunStoreError, OSError) as err:  # OSError: a path the system refuses (too long, no access)
+        print(f"error: {_shorten(str(err), argv if argv is not None else sys.argv[1:])}", file=sys.stderr)
         return 2
+
+
+def _shorten(message: str, argv: list[str]) -> str:
+    """Cut every long command-line word that a message echoes (a path, a value) to SHOW_LIMIT characters.
+
+    rnn_core's own messages already cut the values they echo; this also covers the messages that
+    name a path (--out, resume DIR), so a 10,000-character argument is never printed in full."""
+    words = {w for arg in argv for w in (arg, arg.partition("=")[2]) if len(w) > SHOW_LIMIT}
+    for word in sorted(words, key=len, reverse=True):
+        message = message.replace(word, show(word))
+    return message

@@ -2,12 +2,16 @@
 
 Every field has a type, a range or a closed set of choices, and a default with a
 comment saying why. Field names are the public keys (`--set KEY=VALUE`, `?KEY=VALUE`).
+The rules between keys (what has no effect where, what cannot be combined) live in rules.py;
+neither module imports torch, so reading a config is cheap.
 """
 from __future__ import annotations
 
 from typing import Any, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from . import rules
 
 Task = Literal["adding", "copy", "temporal_order", "digits", "sine", "charlm"]
 Cell = Literal["rnn", "lstm", "gru"]
@@ -35,13 +39,16 @@ class RunConfig(BaseModel):
     # --- the problem -------------------------------------------------------
     task: Task = Field("adding", description="Synthetic or small real task the model learns.")
     # 50 steps is long enough for a tanh RNN to start vanishing, short enough to train in seconds.
-    seq_len: int = Field(50, ge=2, le=2000, description="Timesteps the network sees (copy: 10 symbols + gap + delimiter + 9 blanks).")
-    horizon: int = Field(1, ge=1, le=100, description="sine: how many steps ahead to forecast.")
+    # Left out, a task that fixes its length (digits) takes that length.
+    seq_len: int = Field(50, ge=2, le=2000, description="Timesteps the network sees (copy: 10 symbols, seq_len-21 blanks, "
+                         "a delimiter, then 10 steps in which the answer is output; digits: fixed by digits_mode).")
+    # 1 step ahead is the easiest forecast; its persistence baseline is already hard to beat.
+    forecast_steps: int = Field(1, ge=1, le=100, description="sine: how many steps ahead to forecast.")
     digits_mode: DigitsMode = Field("pixel", description="digits: read 64 pixels (T=64) or 8 rows (T=8).")
 
     # --- the model ---------------------------------------------------------
     cell: Cell = Field("rnn", description="Recurrent cell: the vanilla RNN shows vanishing most clearly.")
-    activation: Activation = Field("tanh", description="Nonlinearity of the vanilla RNN cell (ignored by LSTM/GRU).")
+    activation: Activation = Field("tanh", description="Nonlinearity of the vanilla RNN cell (LSTM and GRU have fixed ones).")
     init: Init = Field("default", description="Initialisation of the recurrent matrix W_hh (per gate block).")
     init_gain: float = Field(1.0, ge=0.0, le=10.0, description="Scale applied to W_hh after init; >1 explodes, <1 vanishes.")
     # 1.0 is Jozefowicz et al.'s advice; 0 shows how a closed forget gate kills memory.
@@ -80,37 +87,40 @@ class RunConfig(BaseModel):
     record_every: int = Field(1, ge=1, le=10_000, description="Record the per-timestep diagnostics every N steps.")
     eval_every: int = Field(10, ge=1, le=10_000, description="Validation loss every N steps.")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _old_names_and_task_lengths(cls, data: Any) -> Any:
+        """Old names still read (`horizon` in old links and saved runs); a left-out seq_len that
+        the task fixes (digits) takes the task's length, so `--set task=digits` is enough."""
+        if not isinstance(data, Mapping):
+            return data
+        data = dict(data)
+        for old, new in OLD_NAMES.items():
+            if old in data:
+                value = data.pop(old)
+                if new in data and str(data[new]) != str(value):
+                    raise ValueError(f"{old} is the old name of {new}: give only {new}")
+                data.setdefault(new, value)
+        if "seq_len" not in data:
+            fixed = rules.fixed_seq_len(str(data.get("task", "adding")), str(data.get("digits_mode", "pixel")))
+            if fixed is not None:
+                data["seq_len"] = fixed
+        return data
+
     @model_validator(mode="after")
     def _cross_field(self) -> "RunConfig":
-        from .tasks import min_seq_len, fixed_seq_len
-
-        lo = min_seq_len(self)
-        if self.seq_len < lo:
-            raise ValueError(f"seq_len={self.seq_len} is too short for task={self.task}: allowed {lo}..2000")
-        fixed = fixed_seq_len(self)
-        if fixed is not None and self.seq_len != fixed:
-            raise ValueError(f"seq_len={self.seq_len} does not fit task={self.task} with digits_mode={self.digits_mode}: it must be {fixed}")
-        from .engines import fused_supported
-
-        if self.engine == "fused" and not fused_supported(self.cell, self.activation):
-            raise ValueError(f"engine=fused has no activation={self.activation} (PyTorch's fused RNN has tanh and relu): use engine=auto or engine=unrolled")
-        if self.residual and self.layers < 2:
-            raise ValueError("residual=true needs layers >= 2: skips connect stacked layers")
-        if self.bidirectional and self.task in ("sine", "charlm"):
-            raise ValueError(f"bidirectional=true would let task={self.task} read the future it must predict: use bidirectional=false")
-        every_step = self.task in ("copy", "sine", "charlm")
-        limit = {"dot": 512, "additive": 200}.get(self.attention)
-        if every_step and limit and self.seq_len > limit:
-            raise ValueError(f"attention={self.attention} on task={self.task} scores every step against every step: seq_len={self.seq_len} is too long, allowed 2..{limit}")
-        if self.curriculum and self.curriculum_start > self.seq_len:
-            raise ValueError(f"curriculum_start={self.curriculum_start} exceeds seq_len={self.seq_len}: allowed 2..{self.seq_len}")
-        if self.freeze != "none" and not self.warm_start:
-            raise ValueError(f"freeze={self.freeze} needs warm_start: freezing random weights teaches nothing")
-        if self.warm_start:
-            from .store import check_run_name
-
-            check_run_name(self.warm_start)
+        found = rules.problems(self.model_dump(), DEFAULTS)
+        if found:
+            raise ValueError("; ".join(found))
         return self
+
+
+OLD_NAMES = {"horizon": "forecast_steps"}  # renamed keys: old name -> new name
+DEFAULTS = {name: field.default for name, field in RunConfig.model_fields.items()}
+
+
+def _number(x: float) -> str:
+    return f"{x:g}" if isinstance(x, float) else str(x)
 
 
 def describe_allowed(key: str) -> str:
@@ -121,13 +131,18 @@ def describe_allowed(key: str) -> str:
     choices = getattr(field.annotation, "__args__", None)
     if choices and all(isinstance(c, str) for c in choices):
         return "allowed: " + ", ".join(choices)
-    lo = next((getattr(m, a) for m in field.metadata for a in ("ge", "gt") if getattr(m, a, None) is not None), None)
-    hi = next((getattr(m, a) for m in field.metadata for a in ("le", "lt") if getattr(m, a, None) is not None), None)
     if field.annotation is bool:
         return "allowed: true, false"
-    if lo is not None or hi is not None:
-        return f"allowed: {field.annotation.__name__} in {lo}..{hi}"
-    return f"allowed: {getattr(field.annotation, '__name__', field.annotation)}"
+    bounds = {a: getattr(m, a) for m in field.metadata for a in ("ge", "gt", "le", "lt", "max_length")
+              if getattr(m, a, None) is not None}
+    kind = getattr(field.annotation, "__name__", str(field.annotation))
+    if "ge" in bounds and "le" in bounds:  # both inclusive: the short form the messages have always used
+        return f"allowed: {kind} in {_number(bounds['ge'])}..{_number(bounds['le'])}"
+    words = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
+    parts = [f"{words[a]} {_number(bounds[a])}" for a in words if a in bounds]
+    if "max_length" in bounds:
+        parts.append(f"at most {bounds['max_length']} characters")
+    return f"allowed: {kind} " + " and ".join(parts) if parts else f"allowed: {kind}"
 
 
 def format_validation_error(err: ValidationError) -> str:
@@ -136,11 +151,11 @@ def format_validation_error(err: ValidationError) -> str:
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"])
         if e["type"] == "extra_forbidden":
-            parts.append(f"unknown key '{loc}' ({describe_allowed(loc)})")
+            parts.append(f"unknown key '{rules.show(loc)}' ({describe_allowed(loc)})")
         elif not loc:  # cross-field check: its message already names the keys
             parts.append(str(e["msg"]).removeprefix("Value error, "))
         else:
-            parts.append(f"{loc}={e.get('input')} is invalid ({describe_allowed(loc)})")
+            parts.append(f"{loc}={rules.show(e.get('input'))} is invalid ({describe_allowed(loc)})")
     return "; ".join(parts)
 
 
@@ -159,6 +174,6 @@ def parse_assignments(pairs: list[str]) -> dict[str, str]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            raise ConfigError(f"'{pair}' is not KEY=VALUE (for example --set cell=lstm)")
+            raise ConfigError(f"'{rules.show(pair)}' is not KEY=VALUE (for example --set cell=lstm)")
         out[key.strip()] = value.strip()
     return out

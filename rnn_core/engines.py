@@ -3,7 +3,7 @@
 - `run_unrolled`: the cell in a Python loop, `retain_grad()` on every h_t. Slow, obviously
   right: the reference the tests hold the fused engine to.
 - `run_fused`: PyTorch's fused kernel (cuDNN on GPU) with a zero probe fed as extra input
-  (see shared/GRADIENTS.md). The probe's gradient is the part of ∂L/∂h_{t-1} that flows
+  (docs/method.md explains it). The probe's gradient is the part of ∂L/∂h_{t-1} that flows
   back through the recurrence; the output's own gradient is the direct part. Their sum is
   the exact total, at close to the cost of plain training.
 
@@ -131,8 +131,7 @@ def run_fused(layer: RecurrentLayer, x: Tensor, record: bool, train: bool = True
     return out, trace
 
 
-def fused_supported(cell: str, activation: str) -> bool:
-    return cell != "rnn" or activation in ("tanh", "relu")
+from .rules import fused_supported  # noqa: E402,F401 - the rule lives in the torch-free table; re-exported here
 
 
 # --- reading the traces after backward -------------------------------------------

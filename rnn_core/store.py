@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,23 +31,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+from .rules import RUN_NAME, RunStoreError, check_run_name  # noqa: F401 - the name rule is in the rules table
+
 STATUSES = ("running", "finished", "stopped", "diverged")
-
-
-class RunStoreError(ValueError):
-    """A bad run name, a missing run or an unreadable run file."""
 
 
 def runs_root() -> Path:
     return Path(os.environ.get("BPTT_LAB_RUNS", "runs"))
-
-
-def check_run_name(name: str) -> str:
-    if not RUN_NAME.match(name or "") or ".." in name:
-        raise RunStoreError(f"run name {name!r} is not allowed: use 1-100 letters, digits, '.', '_' or '-', "
-                            "starting with a letter or digit, and no '..'")
-    return name
 
 
 def run_dir(name: str, root: Path | None = None) -> Path:

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 import torch
 
+from . import rules
+
 if TYPE_CHECKING:
     from .config import RunConfig
 
@@ -37,14 +39,13 @@ class TaskSpec:
 
 
 def min_seq_len(cfg: "RunConfig") -> int:
-    return {"adding": 2, "copy": COPY_SYMBOLS * 2 + 1, "temporal_order": 8, "sine": 2, "charlm": 2}.get(cfg.task, 2)
+    """The shortest sequence the task can be laid out in (the table is in rules.py)."""
+    return rules.min_seq_len(cfg.task)
 
 
 def fixed_seq_len(cfg: "RunConfig") -> int | None:
-    """digits has a fixed length: 64 pixels or 8 rows."""
-    if cfg.task == "digits":
-        return 64 if cfg.digits_mode == "pixel" else 8
-    return None
+    """digits has a fixed length: 64 pixels or 8 rows (the table is in rules.py)."""
+    return rules.fixed_seq_len(cfg.task, cfg.digits_mode)
 
 
 def spec(cfg: "RunConfig") -> TaskSpec:
@@ -61,7 +62,8 @@ def spec(cfg: "RunConfig") -> TaskSpec:
     if cfg.task == "digits":
         return TaskSpec(1 if cfg.digits_mode == "pixel" else 8, 10, "ce", "last", _digits_prior_entropy(), "class prior entropy")
     if cfg.task == "sine":
-        return TaskSpec(1, 1, "mse", "every", _sine_persistence_mse(cfg.seed, T, cfg.horizon), f"persistence: x[t+{cfg.horizon}] = x[t]")
+        return TaskSpec(1, 1, "mse", "every", _sine_persistence_mse(cfg.seed, T, cfg.forecast_steps),
+                        f"persistence: x[t+{cfg.forecast_steps}] = x[t]")
     if cfg.task == "charlm":
         vocab, probs = _corpus_vocab()
         unigram = float(-(probs * np.log(probs)).sum())
@@ -80,7 +82,7 @@ def baseline_loss(cfg: "RunConfig", x: torch.Tensor, y: torch.Tensor) -> float:
     if cfg.task == "adding":  # the best constant for this batch (1 in expectation): its variance
         return float(((y - y.mean()) ** 2).mean())
     if cfg.task == "sine":
-        return float(((y - x) ** 2).mean())  # persistence: the input is the series `horizon` steps back
+        return float(((y - x) ** 2).mean())  # persistence: the input is the series `forecast_steps` back
     if cfg.task in ("digits", "charlm"):
         prior = _digits_prior() if cfg.task == "digits" else torch.from_numpy(_corpus_vocab()[1])
         return float(-prior.log()[y.reshape(-1)].mean())
@@ -100,7 +102,7 @@ def make_batch(cfg: "RunConfig", gen: torch.Generator, batch_size: int, seq_len:
     if cfg.task == "digits":
         return _digits(gen, B, cfg.digits_mode, split)
     if cfg.task == "sine":
-        return _sine(gen, T, B, cfg.horizon)
+        return _sine(gen, T, B, cfg.forecast_steps)
     if cfg.task == "charlm":
         return _charlm(gen, T, B, split)
     raise ValueError(f"unknown task {cfg.task}")
@@ -121,7 +123,8 @@ def _adding(gen, T, B):
 
 
 def _copy(gen, T, B):
-    # Layout (T steps): 10 symbols, T-20 blanks, a delimiter, 9 blanks; the answer fills the last 10 steps.
+    # Layout (T steps): 10 symbols at t=0..9, T-21 blanks, the delimiter at t=T-11, then 10 blank
+    # input steps in which the answer is output (the target is blank everywhere else).
     S = COPY_SYMBOLS
     symbols = torch.randint(1, COPY_ALPHABET + 1, (S, B), generator=gen)  # (S, B)
     tokens = torch.zeros(T, B, dtype=torch.long)
@@ -190,15 +193,15 @@ def _sine_series(gen, T, B):
     return clean + 0.05 * torch.randn(T, B, generator=gen)
 
 
-def _sine(gen, T, B, horizon):
-    series = _sine_series(gen, T + horizon, B)  # (T+h, B)
-    return series[:T].unsqueeze(2), series[horizon:].unsqueeze(2)  # x (T, B, 1), y (T, B, 1)
+def _sine(gen, T, B, ahead):
+    series = _sine_series(gen, T + ahead, B)  # (T+ahead, B): the target is the input `ahead` steps later
+    return series[:T].unsqueeze(2), series[ahead:].unsqueeze(2)  # x (T, B, 1), y (T, B, 1)
 
 
 @lru_cache(maxsize=8)
-def _sine_persistence_mse(seed: int, T: int, horizon: int) -> float:
+def _sine_persistence_mse(seed: int, T: int, ahead: int) -> float:
     gen = torch.Generator().manual_seed(seed + 7_777)
-    x, y = _sine(gen, T, 1024, horizon)
+    x, y = _sine(gen, T, 1024, ahead)
     return float(((y - x) ** 2).mean())
 
 

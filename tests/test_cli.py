@@ -55,3 +55,22 @@ def test_keys_lists_every_field(capsys):
     text = capsys.readouterr().out
     for name in RunConfig.model_fields:
         assert name in text
+
+
+def test_digits_takes_its_own_length(tmp_path):
+    out = tmp_path / "d"
+    assert main(["train", "--set", "task=digits", "--set", "steps=2", "--out", str(out), "--quiet"]) == 0
+    assert json.loads((out / "config.json").read_text())["seq_len"] == 64
+    assert main(["train", "--set", "task=digits", "--set", "seq_len=50", "--out", str(tmp_path / "e"), "--quiet"]) == 2
+
+
+@pytest.mark.parametrize("args", [
+    ["train", "--set", "cell=" + "x" * 10_000, "--out", "never"],
+    ["train", "--set", "warm_start=" + "y" * 10_000, "--out", "never"],
+    ["train", "--set", "z" * 10_000, "--out", "never"],
+    ["resume", "/nonexistent/" + "w" * 10_000],
+])
+def test_long_values_are_never_echoed_in_full(capsys, args):
+    assert main([*args, "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("error:") and len(err) < 400, err[:500]

@@ -55,3 +55,53 @@ def test_config_is_frozen_and_round_trips():
     with pytest.raises(Exception):
         cfg.cell = "rnn"
     assert make_config(cfg.model_dump()) == cfg
+
+
+def test_importing_the_config_does_not_import_torch():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import sys, rnn_core, rnn_core.config; rnn_core.config.make_config(task='digits'); "
+            "bad = [m for m in ('torch', 'numpy', 'pandas') if m in sys.modules]; assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1], check=True, timeout=60)
+
+
+def test_a_task_that_fixes_its_length_takes_it_when_seq_len_is_left_out():
+    assert make_config(task="digits").seq_len == 64
+    assert make_config({"task": "digits", "digits_mode": "row"}).seq_len == 8
+    assert make_config(task="copy").seq_len == 50  # free length: the default
+    with pytest.raises(ConfigError, match="seq_len=50 does not fit task=digits"):
+        make_config(task="digits", seq_len=50)  # a given wrong length is still an error
+
+
+def test_old_name_horizon_still_reads():
+    assert make_config({"task": "sine", "horizon": "3"}).forecast_steps == 3  # an old link or saved config.json
+    assert "horizon" not in make_config(task="sine", horizon=3).model_dump()
+    with pytest.raises(ConfigError, match="horizon is the old name of forecast_steps"):
+        make_config(task="sine", horizon=3, forecast_steps=4)
+
+
+@pytest.mark.parametrize("values, allowed", [
+    ({"lr": 0}, "allowed: float > 0 and <= 10"),
+    ({"init_gain": -1}, "allowed: float in 0..10"),
+    ({"warm_start": "x" * 101}, "allowed: str at most 100 characters"),
+])
+def test_allowed_ranges_are_described_truthfully(values, allowed):
+    with pytest.raises(ConfigError) as err:
+        make_config(values)
+    assert allowed in str(err.value)
+
+
+@pytest.mark.parametrize("values", [
+    {"cell": "x" * 10_000}, {"y" * 10_000: 1}, {"warm_start": "../" + "z" * 10_000}, {"lr": "9" * 10_000},
+    {"task": "copy", "seq_len": 10, "warm_start": "../" + "z" * 90},
+])
+def test_echoed_values_are_cut(values):
+    with pytest.raises(ConfigError) as err:
+        make_config(values)
+    msg = str(err.value)
+    assert "…" in msg and not any(c * 41 in msg for c in "xyz9"), msg  # at most 40 characters of a value
+    with pytest.raises(ConfigError) as err:
+        parse_assignments(["q" * 10_000])
+    assert len(str(err.value)) < 120

@@ -66,8 +66,8 @@ def test_digits_shapes_and_prior_baseline(mode, T, I):
     assert spec(cfg).baseline == pytest.approx(math.log(10), abs=0.01)
 
 
-def test_sine_targets_are_the_series_shifted_by_the_horizon():
-    cfg = make_config(task="sine", seq_len=30, horizon=4)
+def test_sine_targets_are_the_series_shifted_by_forecast_steps():
+    cfg = make_config(task="sine", seq_len=30, forecast_steps=4)
     gen = torch.Generator().manual_seed(3)
     x, y = make_batch(cfg, gen, 8)
     assert x.shape == y.shape == (30, 8, 1)
@@ -103,7 +103,7 @@ def test_same_seed_same_data():
 
 
 @pytest.mark.parametrize("values", [dict(task="adding"), dict(task="copy", seq_len=40), dict(task="temporal_order"),
-                                    dict(task="digits", seq_len=64), dict(task="sine", horizon=2), dict(task="charlm")])
+                                    dict(task="digits", seq_len=64), dict(task="sine", forecast_steps=2), dict(task="charlm")])
 def test_the_baseline_predictor_on_a_large_batch_scores_the_closed_form(values):
     from rnn_core.tasks import baseline_loss
 
