@@ -2,6 +2,9 @@
 
 Tests call these directly on synthetic arrays (AppTest cannot look inside a Plotly chart).
 
+Every builder takes `big=True` for presenter mode (a projector) and draws its legend in rows
+under the x axis; both are done once, in chart_layout.finish.
+
 Plotly heatmaps have no log colour scale, so gradient heatmaps plot log10 of the norm, label
 the colourbar ticks with the real values (1e-6, 1e-3, 1) and carry the raw value for hover.
 An exact zero has no logarithm: it is plotted at FLOOR and drawn in the lowest colour.
@@ -15,10 +18,25 @@ from typing import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
+from .chart_layout import HEIGHT, chart_height, finish, series_mode
+
 FLOOR = 1e-300  # an exact zero (e.g. a gradient flushed to 0) is shown as this value
-HEIGHT = 330
+GATES_EXTRA = 60  # px the two-panel gates chart is taller than the others (chart_height(big, GATES_EXTRA))
+ENVELOPE = "linear-RNN envelope γ^(T−t)"  # one legend entry for every dashed envelope
+ENVELOPE_PAD = 0.3  # decades of head room above and below the measured profile; the envelope cannot widen it
+DIVERGED = "no finite gradient at this step (the run diverged)"
 GATE_NAMES = {"lstm": ("input i", "forget f", "candidate g", "output o"), "gru": ("reset r", "update z", "candidate n")}
 CANDIDATE_BLOCK = {"rnn": 0, "lstm": 2, "gru": 2}  # which W_hh block's spectral radius drives the envelope
+BLOCK_NAME = {"lstm": "candidate block g", "gru": "candidate block n"}
+# What a reader should look for in the mean attention map, per task (one line under the title).
+ATTENTION_CAPTIONS = {
+    "adding": "one query (the end) over all timesteps: a learnt model puts its weight on the two marked timesteps",
+    "temporal_order": "one query (the end) over all timesteps: a learnt model puts its weight on the two symbols X/Y it must order",
+    "digits": "one query (the end) over the image, pixel by pixel or row by row: weight shows which part the classifier reads",
+    "copy": "each row is a query step; causal (no weight right of the diagonal): an output step looks back at the symbol it copies",
+    "sine": "each row is a query step; causal (no weight right of the diagonal): weight near the diagonal reads the recent past",
+    "charlm": "each row is a query step; causal (no weight right of the diagonal): weight near the diagonal reads the last characters",
+}
 COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
 
 
@@ -96,30 +114,34 @@ def _finite_or_none(a: np.ndarray) -> list:
     return [float(v) if math.isfinite(v) else None for v in a]
 
 
-def _hline(steps: np.ndarray, y: float, name: str) -> go.Scatter:
+def _hline(steps: np.ndarray, y: float, name: str, dash: str = "dash", hover: str | None = None) -> go.Scatter:
     """A horizontal reference line as a trace: unlike a shape it needs no log10 of y on a log axis."""
     x = [float(steps[0]), float(steps[-1])] if len(steps) else [0.0, 1.0]
-    return go.Scatter(x=x, y=[y, y], mode="lines", name=name, line=dict(color="#555", dash="dash"),
-                      hovertemplate=f"{name}<extra></extra>")
+    return go.Scatter(x=x, y=[y, y], mode="lines", name=name, line=dict(color="#555", dash=dash),
+                      hovertemplate=f"{hover or name}<extra></extra>")
 
 
 def _layout(title: str, x: str, y: str, log_y: bool = False, uirev: str = "", **extra) -> dict:
     """The shared layout as one dict: passed to go.Figure at construction, because plotly's
-    update_layout / update_xaxes walk and validate the tree again (3/4 of a heatmap's build time)."""
-    return dict(title=dict(text=title, x=0.0, font=dict(size=15)), height=HEIGHT,
-                margin=dict(l=60, r=20, t=45, b=45), uirevision=uirev or title,
-                legend=dict(orientation="h", yanchor="top", y=-0.2, x=0),
+    update_layout / update_xaxes walk and validate the tree again (3/4 of a heatmap's build time).
+    Margins, legend and fonts are filled in by chart_layout.finish."""
+    return dict(title=dict(text=title), uirevision=uirev or title,
                 xaxis=dict(title=dict(text=x)),
                 yaxis=dict(title=dict(text=y), type="log" if log_y else "linear", exponentformat="power"), **extra)
 
 
-def empty_figure(title: str, x: str = "", y: str = "", log_y: bool = False, note: str = "Press Train") -> go.Figure:
-    """A chart frame drawn at page load: it loads plotly.js before the first data arrives."""
-    layout = _layout(title, x, y, log_y, annotations=[dict(text=note, showarrow=False, xref="paper", yref="paper",
-                                                           x=0.5, y=0.5, font=dict(size=14, color="#888"))])
+def _centre_note(text: str) -> dict:
+    return dict(text=text, showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5, font=dict(size=14, color="#888"))
+
+
+def empty_figure(title: str, x: str = "", y: str = "", log_y: bool = False, note: str = "Press Train", *,
+                 big: bool = False, extra_height: int = 0) -> go.Figure:
+    """A chart frame drawn at page load: it loads plotly.js before the first data arrives.
+    Give it the same `big` and `extra_height` (GATES_EXTRA for gates) as the chart that replaces it."""
+    layout = _layout(title, x, y, log_y, annotations=[_centre_note(note)])
     layout["xaxis"].update(showticklabels=False, showgrid=False, zeroline=False)
     layout["yaxis"].update(showticklabels=False, showgrid=False, zeroline=False)
-    return go.Figure(layout=layout)
+    return finish([], layout, big, extra_height=extra_height)
 
 
 def direction_labels(ld: int, directions: int) -> list[str]:
@@ -131,63 +153,106 @@ def direction_labels(ld: int, directions: int) -> list[str]:
 
 # --- 1. gradient through time ---------------------------------------------------------------
 def gradient_heatmap(grads: np.ndarray, steps: np.ndarray, title: str = "‖∂L/∂h_t‖ through time",
-                     max_rows: int = 250, max_cols: int = 300) -> go.Figure:
+                     max_rows: int = 250, max_cols: int = 300, *, zrange: tuple[float, float] | None = None,
+                     big: bool = False) -> go.Figure:
     """Heatmap of log10 ‖∂L/∂h_t‖: timestep t on x, training step on y, raw value on hover.
 
     grads: (N, T) gradient norms of one layer and direction at N recorded steps.
+    zrange: (zmin, zmax) in log10 units, shared by heatmaps that are compared side by side;
+    None scales the colours to this heatmap's own values.
     """
     grads = np.asarray(grads, dtype=np.float64)
     rows = thin_indices(len(grads), max_rows)
     z, t = _bin_time(safe_log10(grads[rows]), max_cols)
     finite = z[np.isfinite(z)]
     real = finite[finite > math.log10(FLOOR) + 1]  # exact zeros would stretch the scale to 1e-300
-    zmin = float(real.min()) if len(real) else -1.0
-    zmax = float(real.max()) if len(real) else 0.0
-    if zmax - zmin < 1:
-        zmin, zmax = zmin - 0.5, zmax + 0.5
+    if zrange is not None:
+        zmin, zmax = float(zrange[0]), float(zrange[1])
+    else:
+        zmin = float(real.min()) if len(real) else -1.0
+        zmax = float(real.max()) if len(real) else 0.0
+        if zmax - zmin < 1:
+            zmin, zmax = zmin - 0.5, zmax + 0.5
     tickvals, ticktext = decade_ticks(zmin, zmax)
     if len(real) < len(finite):  # some exact zeros: say so on the lowest tick
         ticktext[0] = f"≤{ticktext[0]} (0 → {FLOOR:g})"
     binned = len(t) < grads.shape[-1]
-    return go.Figure(go.Heatmap(
+    heat = go.Heatmap(
         z=z, x=t, y=np.asarray(steps)[rows], customdata=np.power(10.0, z), zmin=zmin, zmax=zmax,
         colorscale="Viridis", colorbar=dict(title=dict(text="‖∂L/∂h_t‖"), tickvals=tickvals, ticktext=ticktext),
         hovertemplate=("t = %{x}" + (" (bin start)" if binned else "") +
-                       "<br>step %{y}<br>‖∂L/∂h_t‖ = %{customdata:.3e}<extra></extra>")),
-        layout=_layout(title, "timestep t", "training step", uirev="heatmap"))
+                       "<br>step %{y}<br>‖∂L/∂h_t‖ = %{customdata:.3e}<extra></extra>"))
+    return finish([heat], _layout(title, "timestep t", "training step", uirev="heatmap"), big)
 
 
 def gradient_profile(profile: np.ndarray, spectral_radius: np.ndarray | None, cell: str, directions: int = 1,
-                     step: int | None = None) -> go.Figure:
-    """The latest step's ‖∂L/∂h_t‖ over t on a log axis, one line per layer and direction, with the
-    ideal linear-RNN envelope γ^(T−t)·‖∂L/∂h_T‖ (γ = spectral radius of the candidate block) dashed.
+                     step: int | None = None, *, note: str | None = None, big: bool = False) -> go.Figure:
+    """One step's ‖∂L/∂h_t‖ over t on a log axis, one line per layer and direction, with the
+    linear-RNN envelope γ^(T−t)·‖∂L/∂h_T‖ dashed (γ = spectral radius of the candidate block).
 
-    profile: (LD, T); spectral_radius: (LD, G).
+    The envelope is the exact profile of a linear RNN whose W_hh has spectral radius γ. For an
+    LSTM or GRU, γ is of the candidate block only and the gated cell path is not bound by it,
+    so the y axis is set from the measured profile: a γ above 1 cannot stretch it to 1e20.
+    profile: (LD, T); spectral_radius: (LD, G). note: a line under the title, e.g. "last finite
+    profile, step 0" when the panel shows an earlier step than the latest.
     """
     profile = np.asarray(profile, dtype=np.float64)
     labels = direction_labels(len(profile), directions)
     block = CANDIDATE_BLOCK.get(cell, 0)
-    block_name = {"lstm": "candidate block g", "gru": "candidate block n"}.get(cell, "W_hh")
-    traces = []
+    block_name = BLOCK_NAME.get(cell, "W_hh")
+    gated = cell in BLOCK_NAME
+    caveat = f"<br>{_a(cell)}'s gated cell path is not bound by it" if gated else ""
+    traces, dashed, measured, envelopes = [], [], [], []  # envelopes last: their legend entry ends the legend
     t = np.arange(profile.shape[-1])
     for k, (row, label) in enumerate(zip(profile, labels)):
         colour = COLOURS[k % len(COLOURS)]
         shown = np.where(row == 0, FLOOR, row)  # an exact zero sits at the floor, not in a gap
-        traces.append(go.Scatter(x=t, y=_finite_or_none(shown), mode="lines", name=label, line=dict(color=colour),
-                                 hovertemplate="t = %{x}<br>‖∂L/∂h_t‖ = %{y:.3e}<extra>" + label + "</extra>"))
+        measured.append(shown)
+        traces.append(go.Scatter(x=t, y=_finite_or_none(shown), name=label, line=dict(color=colour), legendgroup=label,
+                                 hovertemplate="t = %{x}<br>‖∂L/∂h_t‖ = %{y:.3e}<extra>" + label + "</extra>",
+                                 **series_mode(shown)))
         if spectral_radius is not None:
             gamma = float(np.asarray(spectral_radius)[k, block])
             env = linear_envelope(row, gamma, reverse=(directions == 2 and k % 2 == 1))
-            traces.append(go.Scatter(
-                x=t, y=_finite_or_none(env), mode="lines", line=dict(color=colour, dash="dash", width=1.5),
-                name=f"ideal linear RNN γ^(T−t)·‖∂L/∂h_T‖, γ={gamma:.3g} ({block_name}, {label})",
-                hovertemplate="t = %{x}<br>envelope = %{y:.3e}<extra></extra>"))
-    title = "Latest gradient profile" + (f" (step {step})" if step is not None else "")
-    return go.Figure(traces, layout=_layout(title, "timestep t", "‖∂L/∂h_t‖ (log)", log_y=True, uirev="profile"))
+            envelopes.append(env)
+            hover = f"{ENVELOPE}·‖∂L/∂h_T‖, γ = {gamma:.3g} ({block_name}, {label}){caveat}"
+            dashed.append(go.Scatter(
+                x=t, y=_finite_or_none(env), name=ENVELOPE, legendgroup="envelope", showlegend=len(envelopes) == 1,
+                line=dict(color=colour, dash="dash", width=1.5),
+                hovertemplate=hover + "<br>t = %{x}<br>envelope = %{y:.3e}<extra></extra>", **series_mode(env, 3)))
+    layout = _layout("Latest gradient profile" + (f" (step {step})" if step is not None else ""), "timestep t",
+                     "‖∂L/∂h_t‖ (log)", log_y=True, uirev="profile")
+    notes = [note] if note else []
+    y_range = _log_range(np.concatenate(measured)) if measured else None
+    if y_range is None:
+        layout["annotations"] = [_centre_note(DIVERGED)]
+    else:
+        layout["yaxis"]["range"] = y_range  # from the data only: the envelope cannot widen it
+        env = np.concatenate(envelopes) if envelopes else np.zeros(0)
+        env = env[np.isfinite(env)]
+        if len(env) and (env.max() > 10 ** y_range[1] or env.min() < 10 ** y_range[0]):
+            notes.append("dashed envelope cut at the measured range" +
+                         (f"; it does not bound {_a(cell)}'s cell path" if gated else ""))
+    return finish(traces + dashed, layout, big, subtitle="<br>".join(notes) or None)
+
+
+def _log_range(values: np.ndarray) -> list[float] | None:
+    """A log axis range (log10 units) around the finite positive values, or None if there are none."""
+    v = values[np.isfinite(values) & (values > 0)]
+    if len(v) == 0:
+        return None
+    lo, hi = math.log10(v.min()), math.log10(v.max())
+    pad = max(ENVELOPE_PAD, 0.05 * (hi - lo))
+    return [lo - pad, hi + pad]
+
+
+def _a(cell: str) -> str:
+    return f"{'an' if cell == 'lstm' else 'a'} {cell.upper()}"
 
 
 # --- 3. gates and saturation ------------------------------------------------------------------
-def gates_figure(gate_mean: np.ndarray, gate_saturation: np.ndarray, cell: str, label: str = "") -> go.Figure:
+def gates_figure(gate_mean: np.ndarray, gate_saturation: np.ndarray, cell: str, label: str = "", *,
+                 big: bool = False) -> go.Figure:
     """Each gate's mean activation over time (top) and the fraction of its units saturated (bottom).
 
     gate_mean, gate_saturation: (G, T) for one layer and direction.
@@ -197,39 +262,43 @@ def gates_figure(gate_mean: np.ndarray, gate_saturation: np.ndarray, cell: str, 
     traces = []
     for k, name in enumerate(names):
         c = COLOURS[k % len(COLOURS)]
-        traces.append(go.Scatter(x=t, y=_finite_or_none(gate_mean[k]), name=name, line=dict(color=c), legendgroup=name,
-                                 xaxis="x", yaxis="y"))
-        traces.append(go.Scatter(x=t, y=_finite_or_none(gate_saturation[k]), name=name, line=dict(color=c, dash="dot"),
-                                 legendgroup=name, showlegend=False, xaxis="x2", yaxis="y2"))
+        mean, sat = np.asarray(gate_mean[k], dtype=np.float64), np.asarray(gate_saturation[k], dtype=np.float64)
+        traces.append(go.Scatter(x=t, y=_finite_or_none(mean), name=name, line=dict(color=c), legendgroup=name,
+                                 xaxis="x", yaxis="y", **series_mode(mean)))
+        traces.append(go.Scatter(x=t, y=_finite_or_none(sat), name=name, line=dict(color=c, dash="dot"),
+                                 legendgroup=name, showlegend=False, xaxis="x2", yaxis="y2", **series_mode(sat)))
     # two stacked panels sharing t, laid out by hand (make_subplots costs more than the traces)
     layout = _layout(f"Gates{' — ' + label if label else ''}", "", "mean activation", uirev="gates")
-    layout.update(height=HEIGHT + 60, legend=dict(orientation="h", yanchor="top", y=-0.15, x=0))
     layout["xaxis"].update(anchor="y", domain=[0, 1], matches="x2", showticklabels=False)
     layout["yaxis"].update(domain=[0.55, 1.0])
     layout["xaxis2"] = dict(anchor="y2", domain=[0, 1], title=dict(text="timestep t"))
     layout["yaxis2"] = dict(anchor="x2", domain=[0.0, 0.45], range=[-0.05, 1.05], title=dict(text="saturated fraction"))
-    return go.Figure(traces, layout=layout)
+    return finish(traces, layout, big, extra_height=GATES_EXTRA)
 
 
-def saturation_figure(hidden_saturation: np.ndarray, activation: str, directions: int = 1) -> go.Figure:
+def saturation_figure(hidden_saturation: np.ndarray, activation: str, directions: int = 1, *,
+                      big: bool = False) -> go.Figure:
     """Vanilla RNN: fraction of hidden units saturated (|tanh| > 0.95, sigmoid outside 0.05..0.95)
     or, for relu, dead (h = 0), per timestep and layer. A linear cell has no saturation (NaN)."""
     sat = np.asarray(hidden_saturation, dtype=np.float64)
     what = {"relu": "dead fraction (h = 0)", "linear": "no saturation for a linear cell"}.get(activation, "saturated fraction")
     t = np.arange(sat.shape[-1])
-    traces = [go.Scatter(x=t, y=_finite_or_none(sat[k]), name=label, line=dict(color=COLOURS[k % len(COLOURS)]))
+    traces = [go.Scatter(x=t, y=_finite_or_none(sat[k]), name=label, line=dict(color=COLOURS[k % len(COLOURS)]),
+                         **series_mode(sat[k]))
               for k, label in enumerate(direction_labels(len(sat), directions))]
     notes = []
     if activation == "linear" or not np.isfinite(sat).any():
-        notes.append(dict(text="a linear cell never saturates", showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5))
+        notes.append(_centre_note("a linear cell never saturates"))
     layout = _layout(f"Hidden state: {what}", "timestep t", "fraction of units", uirev="saturation", annotations=notes)
     layout["yaxis"]["range"] = [-0.05, 1.05]
-    return go.Figure(traces, layout=layout)
+    return finish(traces, layout, big)
 
 
 # --- 4. attention --------------------------------------------------------------------------------
-def attention_figure(attention: np.ndarray, step: int | None = None) -> go.Figure:
-    """Mean attention weights: queries on y (the last ones for every-step tasks), timesteps on x."""
+def attention_figure(attention: np.ndarray, step: int | None = None, *, task: str | None = None,
+                     big: bool = False) -> go.Figure:
+    """Mean attention weights: queries on y (the last ones for every-step tasks), timesteps on x.
+    `task` adds one line under the title saying what a learnt map looks like (ATTENTION_CAPTIONS)."""
     a = np.asarray(attention, dtype=np.float64)
     Q = a.shape[0]
     y = np.arange(Q) - Q + 1  # 0 is the last query; numeric, so the axis type never flips to category
@@ -237,24 +306,24 @@ def attention_figure(attention: np.ndarray, step: int | None = None) -> go.Figur
                      "query (relative to the last step)" if Q > 1 else "query", uirev="attention")
     if Q == 1:
         layout["yaxis"].update(tickvals=[0], ticktext=["end"])
-    return go.Figure(go.Heatmap(z=a, x=np.arange(a.shape[-1]), y=y, colorscale="Blues", zmin=0.0,
-                                colorbar=dict(title=dict(text="weight")),
-                                hovertemplate="key t = %{x}<br>query %{y}<br>weight %{z:.3f}<extra></extra>"),
-                     layout=layout)
+    heat = go.Heatmap(z=a, x=np.arange(a.shape[-1]), y=y, colorscale="Blues", zmin=0.0,
+                      colorbar=dict(title=dict(text="weight")),
+                      hovertemplate="key t = %{x}<br>query %{y}<br>weight %{z:.3f}<extra></extra>")
+    return finish([heat], layout, big, subtitle=ATTENTION_CAPTIONS.get(task or ""))
 
 
 # --- 5. clipping -------------------------------------------------------------------------------
 def clipping_figure(steps: np.ndarray, pre: np.ndarray, post: np.ndarray, clipped: np.ndarray,
-                    clip: float, clip_mode: str, max_points: int = 2000) -> go.Figure:
+                    clip: float, clip_mode: str, max_points: int = 2000, *, big: bool = False) -> go.Figure:
     """Global gradient norm before and after clipping per step (log y), the threshold as a line,
     and a marker on every step where clipping fired."""
     steps, pre, post = np.asarray(steps), np.asarray(pre, dtype=np.float64), np.asarray(post, dtype=np.float64)
     clipped = np.asarray(clipped, dtype=bool)
     idx = thin_indices(len(steps), max_points)
-    traces = [go.Scatter(x=steps[idx], y=_finite_or_none(pre[idx]), mode="lines", name="before clipping",
-                         line=dict(color=COLOURS[0])),
-              go.Scatter(x=steps[idx], y=_finite_or_none(post[idx]), mode="lines", name="after clipping",
-                         line=dict(color=COLOURS[2], dash="dot"))]  # dotted: it lies on "before" when nothing is clipped
+    traces = [go.Scatter(x=steps[idx], y=_finite_or_none(pre[idx]), name="before clipping",
+                         line=dict(color=COLOURS[0]), **series_mode(pre[idx])),
+              go.Scatter(x=steps[idx], y=_finite_or_none(post[idx]), name="after clipping",
+                         line=dict(color=COLOURS[2], dash="dot"), **series_mode(post[idx], 4))]  # dotted: it lies on "before" when nothing is clipped
     hit = np.flatnonzero(clipped)
     hit = hit[thin_indices(len(hit), max_points)]
     traces.append(go.Scatter(x=steps[hit], y=_finite_or_none(pre[hit]), mode="markers", name="clipping fired",
@@ -265,24 +334,63 @@ def clipping_figure(steps: np.ndarray, pre: np.ndarray, post: np.ndarray, clippe
     elif clip > 0:
         notes.append(dict(text=f"value mode clamps each entry to ±{clip:g}: no global threshold", showarrow=False,
                           xref="paper", yref="paper", x=0.01, y=0.98, xanchor="left"))
-    return go.Figure(traces, layout=_layout("Clipping telemetry: global gradient norm", "training step",
-                                            "‖∇θ L‖ (log)", log_y=True, uirev="clipping", annotations=notes))
+    return finish(traces, _layout("Clipping telemetry: global gradient norm", "training step", "‖∇θ L‖ (log)",
+                                  log_y=True, uirev="clipping", annotations=notes), big)
 
 
-# --- 6. loss -------------------------------------------------------------------------------------
+# --- 6. loss and accuracy --------------------------------------------------------------------------
+def _in_unit(name: str, value: float, unit: str | None, bits_per: str | None) -> str:
+    """'unigram 3.227 nats (4.656 bits/char)': the value in the axis's unit, bits in brackets."""
+    if not unit:
+        return name
+    text = f"{name} {value:.3f} {unit}"
+    return text + (f" ({value / math.log(2):.3f} bits/{bits_per})" if bits_per else "")
+
+
 def loss_figure(steps: np.ndarray, loss: np.ndarray, val_loss: np.ndarray, baseline: float, baseline_name: str,
-                max_points: int = 2000) -> go.Figure:
-    """Train loss every step, val loss where evaluated (NaN elsewhere), the task's baseline as a line."""
+                max_points: int = 2000, *, loss_unit: str | None = None, bits_per: str | None = None,
+                val_baseline: float | None = None, big: bool = False) -> go.Figure:
+    """Train loss every step, val loss where evaluated (NaN elsewhere), the baseline as a line.
+
+    loss_unit: the axis's unit ("nats" for cross-entropy, "MSE"); the baseline labels state their
+    value in it, and bits_per ("char") adds the value in bits per that unit of text.
+    val_baseline: the input-blind predictor's loss on the run's own validation batch, the bar the
+    verdict judges. Given, it is the solid line and the task's expected baseline is drawn dotted.
+    """
     steps, loss, val = np.asarray(steps), np.asarray(loss, dtype=np.float64), np.asarray(val_loss, dtype=np.float64)
     idx = thin_indices(len(steps), max_points)
     has_val = np.flatnonzero(np.isfinite(val))
     has_val = has_val[thin_indices(len(has_val), max_points)]
-    traces = [go.Scatter(x=steps[idx], y=_finite_or_none(loss[idx]), mode="lines", name="train",
-                         line=dict(color=COLOURS[0])),
+    traces = [go.Scatter(x=steps[idx], y=_finite_or_none(loss[idx]), name="train",
+                         line=dict(color=COLOURS[0]), **series_mode(loss[idx], 4)),
               go.Scatter(x=steps[has_val], y=_finite_or_none(val[has_val]), mode="lines+markers", name="validation",
-                         line=dict(color=COLOURS[4]), marker=dict(size=4)),
-              _hline(steps, baseline, f"baseline: {baseline_name}")]
-    return go.Figure(traces, layout=_layout("Loss", "training step", "loss (log)", log_y=True, uirev="loss"))
+                         line=dict(color=COLOURS[4]), marker=dict(size=4))]
+    expected = _in_unit(baseline_name, baseline, loss_unit, bits_per)
+    known = math.isfinite(baseline)  # a saved run without a summary has no baseline: no line
+    if val_baseline is None or not math.isfinite(val_baseline):
+        traces += [_hline(steps, baseline, f"baseline: {expected}")] if known else []
+    else:
+        bar = "baseline on the validation batch (the bar to beat)"
+        traces.append(_hline(steps, val_baseline, bar, hover=f"{bar}: {val_baseline:.4g} {loss_unit or ''}".strip()))
+        traces += [_hline(steps, baseline, f"expected baseline: {expected}", dash="dot")] if known else []
+    y_title = f"loss ({loss_unit}, log)" if loss_unit else "loss (log)"
+    return finish(traces, _layout("Loss", "training step", y_title, log_y=True, uirev="loss"), big)
+
+
+def accuracy_figure(steps: np.ndarray, val_accuracy: np.ndarray, chance: float, max_points: int = 2000, *,
+                    big: bool = False) -> go.Figure:
+    """Validation accuracy where evaluated (NaN elsewhere) on [0, 1], chance as a dashed line."""
+    steps, acc = np.asarray(steps), np.asarray(val_accuracy, dtype=np.float64)
+    has = np.flatnonzero(np.isfinite(acc))
+    has = has[thin_indices(len(has), max_points)]
+    traces = [go.Scatter(x=steps[has], y=_finite_or_none(acc[has]), name="validation", line=dict(color=COLOURS[4]),
+                         **series_mode(acc[has], 4)),
+              _hline(steps, chance, f"chance {chance:.3g}")]
+    layout = _layout("Validation accuracy", "training step", "accuracy", uirev="accuracy")
+    layout["yaxis"].update(range=[-0.02, 1.02], tickformat=".0%")
+    if len(has) == 0:
+        layout["annotations"] = [_centre_note("no evaluation yet")]
+    return finish(traces, layout, big)
 
 
 def clipped_fraction(clipped: Sequence[bool]) -> float:

@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pytest
 
+from dashboard import chart_layout as L
 from dashboard import figures as F
 from rnn_core.diagnostics import memory_horizon
 
@@ -109,7 +110,8 @@ def test_profile_figure_log_axis_lines_and_dashed_envelope():
     lines = [t for t in fig.data if t.line.dash != "dash"]
     envs = [t for t in fig.data if t.line.dash == "dash"]
     assert [t.name for t in lines] == ["layer 1 →", "layer 1 ←"]
-    assert len(envs) == 2 and all("candidate block g" in t.name for t in envs)
+    assert len(envs) == 2 and all(t.name == F.ENVELOPE and "candidate block g" in t.hovertemplate for t in envs)
+    assert [t.showlegend for t in envs] == [True, False]  # one legend entry for the envelope style
     np.testing.assert_allclose(np.asarray(envs[0].y, dtype=float), profile[0], rtol=1e-12)  # exact for γ^(T-t)
     # the backward direction is anchored at t = 0 with its own γ (block g of row 1: 0.7)
     np.testing.assert_allclose(np.asarray(envs[1].y, dtype=float), 0.7 ** np.arange(T) * 0.5, rtol=1e-12)
@@ -198,3 +200,181 @@ def test_small_helpers():
     assert F.direction_labels(4, 2) == ["layer 1 →", "layer 1 ←", "layer 2 →", "layer 2 ←"]
     empty = F.empty_figure("x", "t", "y", log_y=True)
     assert len(empty.data) == 0 and empty.layout.yaxis.type == "log"
+
+
+# --- readability: what a new user could not read ------------------------------------------------------
+def _series(fig):
+    return [t for t in fig.data if t.type == "scatter" and t.mode != "markers" and len(t.x) > 0 and
+            not (len(t.x) == 2 and t.y[0] == t.y[1] and t.line.color == "#555")]  # not the reference lines
+
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_a_run_that_diverged_at_step_one_still_shows_its_points(n):
+    steps, v = np.arange(n), np.linspace(1.0, 2.0, n)
+    figs = [F.loss_figure(steps, v, v, 1.0, "b"),
+            F.clipping_figure(steps, v, v, np.zeros(n, bool), 1.0, "norm"),
+            F.gradient_profile(v[None], np.full((1, 1), 0.9), "rnn"),
+            F.gates_figure(np.full((4, n), 0.5), np.full((4, n), 0.1), "lstm"),
+            F.saturation_figure(np.full((2, n), 0.3), "tanh")]
+    for fig in figs:
+        for t in _series(fig):
+            assert "markers" in t.mode, (fig.layout.title.text, t.name)  # a lone point on a line draws nothing
+
+
+def test_isolated_points_of_a_long_series_get_markers_and_the_rest_does_not():
+    loss = np.linspace(2, 1, 200)
+    loss[100:] = np.nan  # diverged at step 100
+    loss[150] = 0.5  # one finite step between NaNs
+    train = F.loss_figure(np.arange(200), loss, np.full(200, np.nan), 1.0, "b").data[0]
+    assert "markers" in train.mode
+    size = np.asarray(train.marker.size, dtype=float)
+    assert size[150] > 0 and (np.delete(size, 150) == 0).all()
+    smooth = F.loss_figure(np.arange(200), np.linspace(2, 1, 200), np.full(200, np.nan), 1.0, "b").data[0]
+    assert smooth.mode == "lines"
+
+
+def test_all_nan_profile_says_the_run_diverged_and_shows_the_note():
+    fig = F.gradient_profile(np.full((2, 30), np.nan), np.ones((2, 4)), "lstm", step=3)
+    assert any(a.text == F.DIVERGED for a in fig.layout.annotations)
+    shown = F.gradient_profile(np.ones((1, 30)), None, "rnn", step=0, note="last finite profile, step 0")
+    assert "last finite profile, step 0" in shown.layout.title.subtitle.text
+    assert not shown.layout.annotations
+
+
+def _profile(layers, directions, T=60):
+    ld = layers * directions
+    profile = np.stack([0.9 ** (T - 1 - np.arange(T)) * (k + 1) for k in range(ld)])
+    return F.gradient_profile(profile, np.full((ld, 4), 0.95), "lstm", directions)
+
+
+def test_legend_sits_under_the_x_axis_at_the_foot_of_a_fixed_height_chart():
+    small, deep = _profile(1, 1), _profile(4, 2)
+    for fig in (small, deep, F.gates_figure(np.ones((4, 5)), np.ones((4, 5)), "lstm")):
+        leg = fig.layout.legend
+        assert leg.orientation == "h" and leg.traceorder == "grouped"  # rows; each entry as wide as its name
+        # anchored to the figure's foot: plotly reserves the legend's measured rows under the plot
+        assert (leg.yref, leg.y, leg.yanchor, leg.xref) == ("container", 0, "bottom", "paper")
+        # and the x axis claims room for its labels and title above the legend (no overlap)
+        bottom_axis = fig.layout["xaxis2"] if "xaxis2" in fig.to_dict()["layout"] else fig.layout.xaxis
+        assert bottom_axis.automargin is True and bottom_axis.title.standoff == L.STANDOFF
+        assert fig.layout.margin.b >= L.axis_px(L.NORMAL)
+    assert deep.layout.height == small.layout.height == F.HEIGHT  # fixed: the page never jumps
+    # 4 layers x 2 directions: one entry per layer-direction and one for every dashed envelope, last
+    entries = [t.name for t in deep.data if t.showlegend is not False]
+    assert len(entries) == 9 and entries[-1] == F.ENVELOPE and entries.count(F.ENVELOPE) == 1
+    assert entries[:2] == ["layer 1 →", "layer 1 ←"] and "layer 4 ←" in entries
+    one = F.saturation_figure(np.ones((1, 5)) * 0.2, "tanh")
+    assert one.layout.showlegend is False  # one line needs no legend
+
+
+def test_wrap_breaks_long_names_between_words():
+    long = L.wrap("baseline on the validation batch (the bar to beat)", 210, 11)
+    assert "<br>" in long and L.text_px(long, 11) <= 210
+    assert long.replace("<br>", " ") == "baseline on the validation batch (the bar to beat)"
+    assert L.wrap("layer 1 →", 210, 11) == "layer 1 →"
+    assert L.wrap("a<br>b", 210, 11) == "a<br>b"  # a break of its own stays
+
+
+def test_long_legend_names_are_wrapped_to_the_narrow_chart():
+    fig = F.loss_figure(np.arange(10), np.ones(10), np.ones(10), 0.2, "predict 1", val_baseline=0.15)
+    for t in fig.data:
+        assert L.text_px(t.name, 11) <= L.NARROW - L.NORMAL.left - L.RIGHT - L.SYMBOL_PX
+
+
+def test_envelope_above_one_cannot_stretch_the_axis():
+    T = 200
+    profile = np.stack([np.linspace(1e-3, 1e-2, T)])  # measured: 1e-3 .. 1e-2
+    fig = F.gradient_profile(profile, np.array([[0.1, 0.2, 1.3, 0.4]]), "lstm", step=5)
+    env = next(t for t in fig.data if t.name == F.ENVELOPE)
+    assert max(v for v in env.y if v is not None) > 1e20  # γ=1.3 over 200 steps
+    lo, hi = fig.layout.yaxis.range
+    assert -3 - 1 <= lo < -3 and -2 < hi <= -2 + 1  # log10 units, from the measured profile only
+    assert "cut at the measured range" in fig.layout.title.subtitle.text
+    assert "gated cell path is not bound" in env.hovertemplate and "γ = 1.3" in env.hovertemplate
+
+
+def test_charlm_baseline_is_labelled_in_the_axis_unit():
+    nats = 4.656 * math.log(2)
+    fig = F.loss_figure(np.arange(5), np.ones(5), np.ones(5), nats, "unigram", loss_unit="nats", bits_per="char")
+    b = next(t for t in fig.data if "unigram" in t.name)
+    assert "unigram 3.227 nats (4.656 bits/char)" in b.name.replace("<br>", " ")
+    assert "nats" in fig.layout.yaxis.title.text
+
+
+def test_loss_baseline_is_the_validation_batch_bar_and_expected_is_dotted():
+    fig = F.loss_figure(np.arange(5), np.ones(5), np.ones(5), 1 / 6, "predict 1", val_baseline=0.152)
+    names = {t.name.replace("<br>", " "): t for t in fig.data}
+    bar = names["baseline on the validation batch (the bar to beat)"]
+    assert list(bar.y) == [0.152, 0.152] and bar.line.dash == "dash"
+    expected = next(t for n, t in names.items() if n.startswith("expected baseline"))
+    assert expected.y[0] == pytest.approx(1 / 6) and expected.line.dash == "dot"
+    plain = F.loss_figure(np.arange(5), np.ones(5), np.ones(5), 1 / 6, "predict 1")
+    assert not any("validation batch" in t.name for t in plain.data)
+
+
+def test_accuracy_figure_shows_val_points_and_chance_on_zero_to_one():
+    acc = np.full(30, np.nan)
+    acc[::10] = [0.2, 0.5, 0.9]
+    fig = F.accuracy_figure(np.arange(30), acc, chance=0.25)
+    v = next(t for t in fig.data if t.name == "validation")
+    np.testing.assert_array_equal(np.asarray(v.x), [0, 10, 20])
+    chance = next(t for t in fig.data if t.name.startswith("chance"))
+    assert list(chance.y) == [0.25, 0.25] and chance.line.dash == "dash"
+    assert fig.layout.yaxis.range[0] <= 0 and fig.layout.yaxis.range[1] >= 1
+
+
+@pytest.mark.parametrize("task,words", [("adding", "two marked timesteps"), ("copy", "causal"), ("sine", "causal"),
+                                        ("charlm", "causal"), ("temporal_order", "X/Y"), ("digits", "classifier")])
+def test_attention_says_what_to_look_for(task, words):
+    fig = F.attention_figure(np.ones((1, 8)) / 8, task=task)
+    assert words in fig.layout.title.subtitle.text.replace("<br>", " ")
+    assert F.attention_figure(np.ones((1, 8)) / 8).layout.title.subtitle.text is None
+
+
+def test_heatmaps_share_a_colour_scale():
+    a = F.gradient_heatmap(np.full((3, 10), 1e-2), np.arange(3), zrange=(-8.0, 1.0)).data[0]
+    b = F.gradient_heatmap(np.full((3, 10), 1e-6), np.arange(3), zrange=(-8.0, 1.0)).data[0]
+    assert (a.zmin, a.zmax) == (b.zmin, b.zmax) == (-8.0, 1.0)
+    assert a.colorbar.tickvals[0] >= -8 and a.colorbar.tickvals[-1] <= 1
+
+
+def _fonts(fig):
+    lay = fig.layout
+    axes = [lay.xaxis, lay.yaxis]
+    return lay.title.font.size, [a.title.font.size for a in axes], [a.tickfont.size for a in axes]
+
+
+def test_presenter_mode_on_two_builders():
+    steps = np.arange(20)
+    for build in (lambda big: F.loss_figure(steps, np.ones(20), np.ones(20), 0.2, "b", big=big),
+                  lambda big: F.clipping_figure(steps, np.ones(20), np.ones(20), np.zeros(20, bool), 1.0, "norm", big=big)):
+        title, axis, ticks = _fonts(build(True))
+        assert title >= 22 and min(axis) >= 18 and min(ticks) >= 18
+        assert all(t.line.width >= 3 for t in build(True).data if "lines" in t.mode)
+        assert build(False).layout.title.font.size < 22
+        assert build(True).layout.height > build(False).layout.height == F.HEIGHT
+
+
+def test_empty_frames_match_the_height_of_the_charts_that_replace_them():
+    gates = F.gates_figure(np.ones((4, 5)), np.ones((4, 5)), "lstm", big=True)
+    frame = F.empty_figure("Gates", "timestep t", "fraction", big=True, extra_height=F.GATES_EXTRA)
+    assert frame.layout.height == gates.layout.height == L.chart_height(True, F.GATES_EXTRA)
+
+
+def test_figures_use_no_emoji():
+    steps, v = np.arange(5), np.ones(5)
+    figs = [F.loss_figure(steps, v, v, 1.0, "b", val_baseline=0.9, loss_unit="nats", bits_per="char"),
+            F.accuracy_figure(steps, v, 0.1), F.clipping_figure(steps, v, v, v > 0, 1.0, "value"),
+            _profile(2, 2), F.gradient_profile(np.full((1, 5), np.nan), None, "gru", note="n"),
+            F.gates_figure(np.ones((3, 5)), np.ones((3, 5)), "gru"), F.saturation_figure(np.full((1, 5), np.nan), "linear"),
+            F.gradient_heatmap(np.ones((2, 5)), np.arange(2)), F.empty_figure("x")]
+    figs += [F.attention_figure(np.ones((2, 5)), task=t) for t in F.ATTENTION_CAPTIONS]
+    for fig in figs:
+        text = fig.to_json()
+        bad = [c for c in text if ord(c) >= 0x1F000 or 0x2600 <= ord(c) <= 0x27BF or ord(c) == 0xFE0F]
+        assert not bad, (fig.layout.title.text, bad)
+
+
+def test_loss_without_a_known_baseline_draws_no_line():
+    fig = F.loss_figure(np.arange(5), np.ones(5), np.ones(5), math.nan, "", val_baseline=math.nan)
+    assert [t.name for t in fig.data] == ["train", "validation"]
