@@ -1,16 +1,20 @@
 """The config in the URL: every experiment is a link (tensorflow/playground's state.ts idea).
 
 Only keys that differ from the default are written, so a link stays short and readable:
-`?cell=lstm&seq_len=200`. Reading is forgiving: an unknown key or a bad value is dropped
-(that key keeps its default) and reported in one warning line, never raised.
+`?cell=lstm&seq_len=200`. Reading is forgiving: a key that cannot be used (unknown, a bad
+value, given twice, no effect with the others, fixed by the task) keeps or takes the value
+in use and gets one named warning, never an exception. The warnings are Markdown that shows
+every value from the link literally (dashboard.safe).
 """
 from __future__ import annotations
 
 from typing import Any, Mapping
 
+from rnn_core.config import OLD_NAMES, describe_allowed
 from rnn_core.devices import available_devices
 
-from .schema import check_value, defaults, effective_values, widget_specs
+from .safe import code, plain
+from .schema import check_value, defaults, effective_values, forced_value, relevance, widget_specs
 
 
 def to_query_string(value: Any) -> str:
@@ -21,29 +25,74 @@ def to_query_string(value: Any) -> str:
     return str(value)
 
 
+def _as_lists(params: Mapping[str, str | list[str]]) -> dict[str, list[str]]:
+    return {key: list(raw) if isinstance(raw, (list, tuple)) else [raw] for key, raw in params.items()}
+
+
+def _renamed(params: dict[str, list[str]], warnings: list[str]) -> dict[str, list[str]]:
+    """Old names (`?horizon=3`) read as the new ones, with a warning; the new name wins when both are given."""
+    out = {}
+    for key, raws in params.items():
+        new = OLD_NAMES.get(key)
+        if new is None:
+            out.setdefault(key, raws)
+            continue
+        if new in params:
+            warnings.append(f"{code(key)} was ignored: it is now called {code(new)}, which the link also gives")
+            continue
+        warnings.append(f"{code(key)} is now called {code(new)}: the link now says {code(new)}")
+        out[new] = raws
+    return out
+
+
 def values_from_query(params: Mapping[str, str | list[str]]) -> tuple[dict[str, Any], list[str]]:
-    """(values with defaults for everything missing or bad, one message per ignored key)."""
-    values, problems = defaults(), []
+    """(the values to use, one Markdown warning per key of the link that was ignored or changed).
+
+    `params` maps each key to every value the link gives it (Streamlit's
+    `st.query_params.get_all(key)`); a plain string is one value. Keys missing or ignored
+    keep their defaults.
+    """
+    values, warnings = defaults(), []
     offered = ["auto", *available_devices()]
-    for key, raw in params.items():
-        if isinstance(raw, list):  # ?k=a&k=b: the last one wins, as in a form
-            raw = raw[-1] if raw else ""
+    given: dict[str, str] = {}  # key -> the raw value used, for the relevance warnings below
+    for key, raws in _renamed(_as_lists(params), warnings).items():
+        if not raws:
+            continue
+        raw = raws[-1]  # ?k=a&k=b: the last one wins, as in a form
+        if len(raws) > 1:
+            warnings.append(f"{code(key)} was given {len(raws)} times: the last one, {code(f'{key}={raw}')}, is used")
+        if key not in widget_specs():
+            warnings.append(f"{code(key)} was ignored: it is not a setting")
+            continue
         value, err = check_value(key, raw)
         if err is None and key == "device" and value not in offered:
-            err = f"device={value} is not available on this machine (available: {', '.join(offered)})"
+            err = f"this machine offers {', '.join(offered)}"
+        elif err is not None:
+            err = describe_allowed(key)
         if err is not None:
-            problems.append(err)
+            warnings.append(f"{code(f'{key}={raw}')} was ignored: {plain(err)}")
             continue
-        values[key] = value
-    return values, problems
+        values[key], given[key] = value, raw
+    used = effective_values(values)
+    for key, raw in given.items():
+        if used[key] == values[key]:
+            continue
+        forced = forced_value(key, values)
+        if forced is not None:
+            reason = f"task={values['task']} with digits_mode={values['digits_mode']} fixes it to {forced}"
+        else:
+            reason = relevance(key, used)[1] or "it has no effect with the other settings"
+        warnings.append(f"{code(f'{key}={raw}')} was ignored: {plain(reason)}")
+    return {**values, **{k: used[k] for k in given}}, warnings
 
 
 def query_from_values(values: Mapping[str, Any]) -> dict[str, str]:
-    """The non-default, relevant values as URL strings (hidden fields are at their default already)."""
+    """The non-default, relevant values as URL strings (hidden fields are at their default already;
+    a value the task fixes, digits' seq_len, is left out: the task brings it back)."""
     base = defaults()
     eff = effective_values(values)
     out = {}
     for name in widget_specs():
-        if eff[name] != base[name]:
+        if eff[name] != base[name] and forced_value(name, eff) is None:
             out[name] = to_query_string(eff[name])
     return out

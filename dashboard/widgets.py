@@ -3,6 +3,10 @@
 `st.session_state["values"]` holds every field's value and outlives the widgets: Streamlit
 drops the state of a widget that is not drawn in a run, so a field hidden for one cell (say
 forget_bias for a GRU) would otherwise lose its value before it is shown again.
+
+Each widget's on_change callback writes its new value into those values and into the link.
+Callbacks run before the script, so every part of the page, and the address bar, holds the
+new value in the run the change starts: a link copied at any moment is the experiment on screen.
 """
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ from rnn_core import store
 from rnn_core.config import RunConfig
 from rnn_core.devices import available_devices, device_label
 
-from .schema import (MAIN_FIELDS, WidgetSpec, advanced_fields, build_config, forced_value, relevance,
+from .schema import (MAIN_FIELDS, WidgetSpec, advanced_fields, build_config, defaults, forced_value, relevance,
                      widget_specs)
 from .urlstate import query_from_values, values_from_query
 
@@ -24,22 +28,31 @@ URL_WARNINGS = "url_warnings"
 URL_SNAPSHOT = "url_snapshot"
 
 
-def widget_key(name: str) -> str:
-    return f"w_{name}"
+def widget_key(name: str, prefix: str = "") -> str:
+    return f"{prefix}w_{name}"
 
 
 def label(name: str) -> str:
     return name.replace("_", " ")
 
 
-def init_values() -> None:
-    """First run of a session: the values come from the link, with a warning for what was ignored."""
-    if VALUES in st.session_state:
+def read_query() -> dict[str, list[str]]:
+    """Every value of every key of the link (`?cell=lstm&cell=gru` keeps both, to warn about it)."""
+    return {key: st.query_params.get_all(key) for key in st.query_params}
+
+
+def init_values(prefix: str = "", link: bool = True) -> None:
+    """First run of a session: the values come from the link, with a warning for each key that was
+    ignored or changed; then the link is rewritten to the settings in use, so what was ignored
+    leaves the address bar."""
+    if prefix + VALUES in st.session_state:
         return
-    values, problems = values_from_query(st.query_params.to_dict())
-    st.session_state[VALUES] = values
-    st.session_state[URL_WARNINGS] = problems
-    st.session_state[URL_SNAPSHOT] = dict(values)
+    values, problems = values_from_query(read_query()) if link else (defaults(), [])
+    st.session_state[prefix + VALUES] = values
+    st.session_state[prefix + URL_WARNINGS] = problems
+    st.session_state[prefix + URL_SNAPSHOT] = dict(values)
+    if link:
+        sync_url(values)
 
 
 def _float_step(spec: WidgetSpec) -> float:
@@ -57,7 +70,7 @@ def _options(spec: WidgetSpec, value: Any) -> list:
     return list(spec.options)
 
 
-def _draw(spec: WidgetSpec, value: Any, key: str, disabled: bool = False) -> Any:
+def _draw(spec: WidgetSpec, value: Any, key: str, disabled: bool = False, **callback: Any) -> Any:
     """One widget for one field: Literal -> selectbox, bool -> toggle, bounded number -> input/slider."""
     name, help_text = spec.name, spec.help
     if key not in st.session_state:
@@ -67,25 +80,35 @@ def _draw(spec: WidgetSpec, value: Any, key: str, disabled: bool = False) -> Any
         if st.session_state[key] not in opts:
             st.session_state[key] = opts[0]
         fmt = device_label if name == "device" else (lambda v: v or "(none)") if name == "warm_start" else str
-        return st.selectbox(label(name), opts, key=key, help=help_text, format_func=fmt, disabled=disabled)
+        return st.selectbox(label(name), opts, key=key, help=help_text, format_func=fmt, disabled=disabled,
+                            **callback)
     if spec.kind == "toggle":
-        return st.toggle(label(name), key=key, help=help_text, disabled=disabled)
+        return st.toggle(label(name), key=key, help=help_text, disabled=disabled, **callback)
     if spec.kind == "int":
         lo, hi = int(spec.lo), int(spec.hi)
         if hi - lo <= 16:  # layers 1..4: a slider reads better than a spin box
-            return st.slider(label(name), lo, hi, step=1, key=key, help=help_text, disabled=disabled)
+            return st.slider(label(name), lo, hi, step=1, key=key, help=help_text, disabled=disabled, **callback)
         return st.number_input(label(name), min_value=lo, max_value=hi, step=1, key=key, help=help_text,
-                               disabled=disabled)
+                               disabled=disabled, **callback)
     if spec.kind == "float":
         step = _float_step(spec)
         lo = step / 100 if spec.lo_exclusive else float(spec.lo)  # lr > 0: the smallest value offered
         st.session_state[key] = float(st.session_state[key])
         return st.number_input(label(name), min_value=lo, max_value=float(spec.hi), step=step, format="%g",
-                               key=key, help=help_text, disabled=disabled)
-    return st.text_input(label(name), key=key, help=help_text, disabled=disabled)
+                               key=key, help=help_text, disabled=disabled, **callback)
+    return st.text_input(label(name), key=key, help=help_text, disabled=disabled, **callback)
 
 
-def field_widget(name: str, values: dict) -> None:
+def _on_change(name: str, prefix: str, link: bool) -> None:
+    """A widget's callback: runs before the script, so the values and the link hold the new value
+    before any part of the page reads them."""
+    values = st.session_state[prefix + VALUES]
+    values[name] = st.session_state[widget_key(name, prefix)]
+    if link:
+        sync_url(values)
+
+
+def field_widget(name: str, values: dict, prefix: str = "", link: bool = True) -> None:
     """Draw the widget of `name` where it matters, a one-line note where it does not; store its value."""
     spec = widget_specs()[name]
     shown, note = relevance(name, values)
@@ -94,40 +117,46 @@ def field_widget(name: str, values: dict) -> None:
         st.caption(f"**{label(name)}**: not used, {note}.")
         return
     if forced is not None:
-        st.session_state[f"wf_{name}"] = forced  # before the widget: Streamlit forbids it after
-        _draw(spec, forced, f"wf_{name}", disabled=True)
+        key = f"{prefix}wf_{name}"
+        st.session_state[key] = forced  # before the widget: Streamlit forbids it after
+        _draw(spec, forced, key, disabled=True)
         st.caption(f"{label(name)} is fixed to {forced} by task={values['task']} ({values.get('digits_mode')}).")
         return
-    values[name] = _draw(spec, values[name], widget_key(name))
+    values[name] = _draw(spec, values[name], widget_key(name, prefix), on_change=_on_change, args=(name, prefix, link))
 
 
-def config_sidebar() -> tuple[RunConfig | None, str | None]:
+def config_sidebar(prefix: str = "", link: bool = True) -> tuple[RunConfig | None, str | None]:
     """All config widgets in the sidebar (the lesson's knobs on top, the rest in an expander).
 
+    `prefix` goes in front of every widget and session key, so two forms can share a page;
+    `link` says whether this form reads and writes the address bar (one form per page should).
     Returns (config, None), or (None, the ConfigError message) for an invalid combination.
     """
-    init_values()
-    values = st.session_state[VALUES]
+    init_values(prefix, link)
+    values = st.session_state[prefix + VALUES]
     with st.sidebar:
         st.subheader("Experiment")
         for name in MAIN_FIELDS:
-            field_widget(name, values)
+            field_widget(name, values, prefix, link)
         with st.expander("Advanced settings"):
             for name in advanced_fields():
-                field_widget(name, values)
+                field_widget(name, values, prefix, link)
     cfg, err = build_config(values)
-    sync_url(values)
+    if link:
+        sync_url(values)  # a change that hid or forced another field changes the link too
     return cfg, err
 
 
 def sync_url(values: dict) -> None:
     """Write the non-default values to the link (only when they changed: each write is a message)."""
     wanted = query_from_values(values)
-    if wanted != st.query_params.to_dict():
+    if wanted != st.query_params.to_dict() or any(len(st.query_params.get_all(k)) > 1 for k in st.query_params):
         st.query_params.from_dict(wanted)
 
 
-def url_warning() -> None:
-    problems = st.session_state.get(URL_WARNINGS) or []
-    if problems and st.session_state[VALUES] == st.session_state.get(URL_SNAPSHOT):
-        st.warning("The link had values that were ignored (those keys use their defaults): " + "; ".join(problems))
+def url_warning(prefix: str = "") -> None:
+    """The link's warnings, until the first change in the sidebar (then they no longer describe it)."""
+    problems = st.session_state.get(prefix + URL_WARNINGS) or []
+    if problems and st.session_state[prefix + VALUES] == st.session_state.get(prefix + URL_SNAPSHOT):
+        st.warning("Some settings in the link were not used as given:\n\n"
+                   + "\n".join(f"- {p}" for p in problems))

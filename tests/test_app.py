@@ -22,7 +22,7 @@ APP = str(Path(__file__).resolve().parents[1] / "streamlit_app.py")
 
 # A non-default value for every field, and what must be set first for the field to matter.
 CHANGES: dict[str, tuple[object, dict]] = {
-    "task": ("copy", {}), "seq_len": (51, {}), "horizon": (2, {"task": "sine"}),
+    "task": ("copy", {}), "seq_len": (51, {}), "forecast_steps": (2, {"task": "sine"}),
     "digits_mode": ("row", {"task": "digits"}), "cell": ("gru", {}), "activation": ("relu", {}),
     "init": ("orthogonal", {}), "init_gain": (1.5, {}), "forget_bias": (2.0, {"cell": "lstm"}),
     "embed_size": (33, {"task": "charlm"}), "hidden_size": (65, {}), "layers": (2, {}),
@@ -75,7 +75,7 @@ def test_app_starts_clean_with_defaults():
     assert [b.label for b in at.button][:3] == ["Train", "Stop", "Resume"]
     assert at.button(key="btn_stop").disabled and at.button(key="btn_resume").disabled
     # fields that do not matter with the defaults are notes, not widgets
-    for hidden in ("forget_bias", "horizon", "digits_mode", "embed_size", "clip_mode", "residual",
+    for hidden in ("forget_bias", "forecast_steps", "digits_mode", "embed_size", "clip_mode", "residual",
                    "curriculum_start", "freeze"):
         with pytest.raises(KeyError):
             widget(at, hidden)
