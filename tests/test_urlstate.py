@@ -76,7 +76,7 @@ def test_a_key_given_twice_says_which_value_was_used():
     ({"clip_mode": "value"}, "`clip_mode=value` was ignored: clipping is off"),
     ({"forget_bias": "5"}, "`forget_bias=5` was ignored: only the LSTM has a forget gate"),
     ({"freeze": "input"}, "`freeze=input` was ignored: freezing needs a warm start"),
-    ({"task": "digits", "seq_len": "50"}, "`seq_len=50` was ignored: task\\=digits with digits\\_mode\\=pixel fixes it to 64"),
+    ({"task": "digits", "seq_len": "50"}, "`seq_len=50` was ignored: task=digits with digits\\_mode=pixel fixes it to 64"),
     ({"task": "digits", "curriculum": "true", "curriculum_start": "5"}, "`curriculum_start=5` was ignored"),
     ({"bogus": "1"}, "`bogus` was ignored: it is not a setting"),
     ({"seq_len": "abc"}, "`seq_len=abc` was ignored: allowed\\: int in 2\\.\\.2000"),
