@@ -114,6 +114,11 @@ def _finite_or_none(a: np.ndarray) -> list:
     return [float(v) if math.isfinite(v) else None for v in a]
 
 
+def _x(a: np.ndarray):
+    """x values; an empty selection as a list: to_dict keeps an empty ndarray, so figures would not compare."""
+    return a if len(a) else []
+
+
 def _hline(steps: np.ndarray, y: float, name: str, dash: str = "dash", hover: str | None = None) -> go.Scatter:
     """A horizontal reference line as a trace: unlike a shape it needs no log10 of y on a log axis."""
     x = [float(steps[0]), float(steps[-1])] if len(steps) else [0.0, 1.0]
@@ -326,7 +331,7 @@ def clipping_figure(steps: np.ndarray, pre: np.ndarray, post: np.ndarray, clippe
                          line=dict(color=COLOURS[2], dash="dot"), **series_mode(post[idx], 4))]  # dotted: it lies on "before" when nothing is clipped
     hit = np.flatnonzero(clipped)
     hit = hit[thin_indices(len(hit), max_points)]
-    traces.append(go.Scatter(x=steps[hit], y=_finite_or_none(pre[hit]), mode="markers", name="clipping fired",
+    traces.append(go.Scatter(x=_x(steps[hit]), y=_finite_or_none(pre[hit]), mode="markers", name="clipping fired",
                              marker=dict(color=COLOURS[1], symbol="x", size=7)))
     notes = []
     if clip > 0 and clip_mode == "norm":
@@ -363,7 +368,7 @@ def loss_figure(steps: np.ndarray, loss: np.ndarray, val_loss: np.ndarray, basel
     has_val = has_val[thin_indices(len(has_val), max_points)]
     traces = [go.Scatter(x=steps[idx], y=_finite_or_none(loss[idx]), name="train",
                          line=dict(color=COLOURS[0]), **series_mode(loss[idx], 4)),
-              go.Scatter(x=steps[has_val], y=_finite_or_none(val[has_val]), mode="lines+markers", name="validation",
+              go.Scatter(x=_x(steps[has_val]), y=_finite_or_none(val[has_val]), mode="lines+markers", name="validation",
                          line=dict(color=COLOURS[4]), marker=dict(size=4))]
     expected = _in_unit(baseline_name, baseline, loss_unit, bits_per)
     known = math.isfinite(baseline)  # a saved run without a summary has no baseline: no line
@@ -383,7 +388,7 @@ def accuracy_figure(steps: np.ndarray, val_accuracy: np.ndarray, chance: float, 
     steps, acc = np.asarray(steps), np.asarray(val_accuracy, dtype=np.float64)
     has = np.flatnonzero(np.isfinite(acc))
     has = has[thin_indices(len(has), max_points)]
-    traces = [go.Scatter(x=steps[has], y=_finite_or_none(acc[has]), name="validation", line=dict(color=COLOURS[4]),
+    traces = [go.Scatter(x=_x(steps[has]), y=_finite_or_none(acc[has]), name="validation", line=dict(color=COLOURS[4]),
                          **series_mode(acc[has], 4)),
               _hline(steps, chance, f"chance {chance:.3g}")]
     layout = _layout("Validation accuracy", "training step", "accuracy", uirev="accuracy")

@@ -378,3 +378,11 @@ def test_figures_use_no_emoji():
 def test_loss_without_a_known_baseline_draws_no_line():
     fig = F.loss_figure(np.arange(5), np.ones(5), np.ones(5), math.nan, "", val_baseline=math.nan)
     assert [t.name for t in fig.data] == ["train", "validation"]
+
+
+def test_figures_with_empty_selections_compare_equal():
+    steps, v, nan = np.arange(5), np.ones(5), np.full(5, np.nan)
+    build = [lambda: F.clipping_figure(steps, v, v, np.zeros(5, bool), 1.0, "norm"),  # nothing clipped
+             lambda: F.loss_figure(steps, v, nan, 1.0, "b"), lambda: F.accuracy_figure(steps, nan, 0.1)]
+    for b in build:
+        assert b().to_dict() == b().to_dict()  # an empty ndarray in to_dict cannot be compared
