@@ -3,6 +3,8 @@
     python -m rnn_core train --set cell=lstm --set task=adding --set seq_len=50 --out runs/x
     python -m rnn_core resume runs/x [--steps 600]
     python -m rnn_core keys          # every key, its default and what is allowed
+    python -m rnn_core export RUN --out FILE.zip     # RUN: a run name in the store, or a run directory
+    python -m rnn_core import FILE.zip [--name NAME]  # checks the archive, prints the new run's name
 
 Bad keys or values exit with status 2 and one line saying what was wrong; nothing is written.
 A task that fixes its length (digits) takes it when seq_len is not given: --set task=digits is enough.
@@ -30,6 +32,13 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--steps", type=int, default=None, help="new total step budget")
     r.add_argument("--quiet", action="store_true")
     sub.add_parser("keys", help="list every config key with its default and allowed values")
+    e = sub.add_parser("export", help="write a run as one .zip: its files, readable .csv tables, an offline HTML report")
+    e.add_argument("run", help="a run name in the store (BPTT_LAB_RUNS, default runs/) or a run directory")
+    e.add_argument("--out", required=True, help="the .zip file to write")
+    i = sub.add_parser("import", help="check an exported .zip and add it to the store as a new run")
+    i.add_argument("zip")
+    i.add_argument("--name", default=None, help="the new run's name (default: the zip's file name; -2, -3, ... "
+                                                "when taken)")
     return p
 
 
@@ -63,6 +72,8 @@ def _train(trainer, quiet: bool) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command in ("export", "import"):
+        return _archive(args, argv if argv is not None else sys.argv[1:])
     from .trainer import Trainer
 
     try:
@@ -81,6 +92,27 @@ def main(argv: list[str] | None = None) -> int:
         return _train(trainer, args.quiet)
     except (ConfigError, RunStoreError, OSError) as err:  # OSError: a path the system refuses (too long, no access)
         print(f"error: {_shorten(str(err), argv if argv is not None else sys.argv[1:])}", file=sys.stderr)
+        return 2
+
+
+def _archive(args, argv: list[str]) -> int:
+    """export and import (rnn_core.archive); export adds the HTML report when dashboard is importable."""
+    from . import archive
+
+    try:
+        if args.command == "import":
+            print(archive.import_run(args.zip, name=args.name))
+            return 0
+        try:
+            from dashboard.report import html_report
+        except ImportError as err:
+            html_report = None
+            print(f"note: no report.html in the archive (dashboard.report is not importable: {err})", file=sys.stderr)
+        out = archive.export_run(archive.resolve_run(args.run), args.out, report=html_report)
+        print(f"exported to {out}", file=sys.stderr)
+        return 0
+    except (archive.ArchiveError, ConfigError, RunStoreError) as err:
+        print(f"error: {_shorten(str(err), argv)}", file=sys.stderr)
         return 2
 
 
