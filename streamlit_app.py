@@ -1,9 +1,16 @@
-"""BPTT Lab: `streamlit run streamlit_app.py`. The pages live in pages/, their parts in dashboard/."""
+"""BPTT Lab: `streamlit run streamlit_app.py`. The pages live in pages/, their parts in dashboard/.
+
+Process set-up lives here, once per server: the training service (dashboard.jobs) starts its
+workers on the first page run; this process itself only draws.
+"""
 from __future__ import annotations
 
 import streamlit as st
 
+from dashboard.style import page_css
+
 st.set_page_config(page_title="BPTT Lab", page_icon=":material/timeline:", layout="wide")
+st.html(page_css())  # charts that do not fade while redrawn, no second Stop, whole button labels
 
 explore = st.Page("pages/explore.py", title="Explore", icon=":material/insights:", default=True)
 st.navigation([explore]).run()

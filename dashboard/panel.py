@@ -1,24 +1,33 @@
-"""The live panel: status, progress and the six charts, drawn from a LiveRun's bounded History.
+"""A run panel: status, progress, the headline numbers and the six charts, drawn from a RunView.
 
-Every chart has a stable key and is drawn on every run of the panel, empty before training
-(so plotly.js is loaded with the page, not after the Train click) and filled afterwards.
+A view is read-only and comes from a live job or from the run store, so the same panel draws
+a run that is training and one opened from disk. Every chart has a stable key built from the
+panel's `prefix`, so two to four panels can share a page. Charts are drawn on every run of the
+panel, empty before training (plotly.js loads with the page, not after the Train click).
 """
 from __future__ import annotations
+
+import math
 
 import plotly.graph_objects as go
 import streamlit as st
 
 from rnn_core.config import RunConfig
 from rnn_core.diagnostics import HORIZON_RATIO
+from rnn_core.view import RunView
 
 from . import figures as F
-from .live import LiveRun
+from .run_figures import CHANCE, build_figures
+from .safe import code, plain
 
-CHART_KEYS = ("chart_heatmap", "chart_profile", "chart_gates", "chart_attention", "chart_clipping", "chart_loss")
 PLOTLY_CONFIG = {"displaylogo": False}
 NUMERICS_NOTE = (f"Colour is log10 ‖∂L/∂h_t‖ (exact, from the fused kernels). An exact zero has no logarithm: it is "
                  f"drawn at the floor {F.FLOOR:g}, in the lowest colour. On CPU, denormals are flushed for speed: "
                  "float32 values below ~1e-38 read as 0. Hover a cell for the raw value.")
+
+
+def chart_key(prefix: str, chart: str) -> str:
+    return f"{prefix}chart_{chart}"
 
 
 def _chart(fig: go.Figure, key: str) -> None:
@@ -26,129 +35,126 @@ def _chart(fig: go.Figure, key: str) -> None:
     st.plotly_chart(fig, key=key, width="stretch", height=int(fig.layout.height or F.HEIGHT), config=PLOTLY_CONFIG)
 
 
-def _directions(cfg: RunConfig) -> int:
-    return 2 if cfg.bidirectional else 1
+def _ordinal(n: int) -> str:
+    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
 
 
-def draw_empty(cfg: RunConfig | None) -> None:
+def draw_empty(cfg: RunConfig | None, prefix: str = "") -> None:
     """Chart frames before any run: the first Plotly chart on a page costs ~2 s to load plotly.js."""
     st.info("Set the knobs in the sidebar and press **Train**. The charts below fill in as the model trains.")
     left, right = st.columns(2)
     with left:
-        _chart(F.empty_figure("‖∂L/∂h_t‖ through time", "timestep t", "training step"), CHART_KEYS[0])
+        _chart(F.empty_figure("‖∂L/∂h_t‖ through time", "timestep t", "training step"), chart_key(prefix, "heatmap"))
     with right:
-        _chart(F.empty_figure("Latest gradient profile", "timestep t", "‖∂L/∂h_t‖ (log)", log_y=True), CHART_KEYS[1])
+        _chart(F.empty_figure("Latest gradient profile", "timestep t", "‖∂L/∂h_t‖ (log)", log_y=True),
+               chart_key(prefix, "profile"))
     left, right = st.columns(2)
     with left:
-        _chart(F.empty_figure("Gates / hidden-state saturation", "timestep t", "fraction"), CHART_KEYS[2])
+        _chart(F.empty_figure("Gates / hidden-state saturation", "timestep t", "fraction",
+                              extra_height=F.GATES_EXTRA if cfg is not None and cfg.cell != "rnn" else 0),
+               chart_key(prefix, "gates"))
     with right:
         _chart(F.empty_figure("Clipping telemetry: global gradient norm", "training step", "‖∇θ L‖ (log)", log_y=True),
-               CHART_KEYS[4])
+               chart_key(prefix, "clipping"))
     left, right = st.columns(2)
     with left:
-        _chart(F.empty_figure("Loss", "training step", "loss (log)", log_y=True), CHART_KEYS[5])
+        _chart(F.empty_figure("Loss", "training step", "loss (log)", log_y=True), chart_key(prefix, "loss"))
     if cfg is not None and cfg.attention != "none":
         with right:
-            _chart(F.empty_figure("Attention", "key timestep t", "query"), CHART_KEYS[3])
+            _chart(F.empty_figure("Attention", "key timestep t", "query"), chart_key(prefix, "attention"))
+    elif cfg is not None and cfg.task in CHANCE:
+        with right:
+            _chart(F.empty_figure("Validation accuracy", "training step", "accuracy"), chart_key(prefix, "accuracy"))
 
 
-def draw_status(run: LiveRun) -> None:
-    tr = run.trainer
-    if run.error:
-        st.error(f"Training failed at step {tr.step_index}: {run.error}")
-    elif tr.status == "diverged":
-        st.error(f"**Diverged at step {tr.diverged_at}**: {tr.reason}. The charts keep everything up to that step; "
-                 "try a smaller learning rate, a smaller init gain, or gradient clipping.", icon="💥")
-    elif tr.status == "finished":
-        st.success(f"Finished: {tr.reason}. Saved as run `{run.name}`.")
-    elif tr.status == "stopped":
-        st.info(f"Stopped: {tr.reason}. Saved as run `{run.name}`; **Resume** continues it.")
-    sps = run.steps_per_second()
-    st.progress(run.progress(), text=f"{tr.step_index} / {run.cfg.steps} steps · {sps:.1f} steps/s · "
-                                     f"{tr.engine} engine on {tr.device} · run `{run.name}`")
+def draw_status(view: RunView, estimate: str | None = None) -> None:
+    name = code(view.name, limit=80)
+    if view.state == "queued":
+        st.info(f"Queued: {_ordinal(max(1, view.position))} in line. Every training worker of this server is busy; "
+                "this run starts when one is free.", icon=":material/hourglass_top:")
+    elif view.state == "running" and view.steps_done == 0:
+        st.info("First step running…" + (f" (estimate: {plain(estimate)})" if estimate else ""),
+                icon=":material/hourglass_top:")
+    elif view.error:
+        st.error(f"Training failed at step {view.steps_done}: {plain(view.error, limit=300)}. The run is saved as "
+                 f"{name}.", icon=":material/error:")
+    elif view.state == "diverged":
+        st.error(f"**Diverged at step {view.summary.get('diverged_at')}**: {plain(view.reason)}. The charts keep "
+                 "everything up to that step; try a smaller learning rate, a smaller init gain, or gradient clipping.",
+                 icon=":material/warning:")
+    elif view.state == "finished":
+        st.success(f"Finished: {plain(view.reason)}. Saved as run {name}.", icon=":material/check_circle:")
+    elif view.state in ("stopped", "interrupted"):
+        more = " **Resume** continues it." if view.resumable else ""
+        st.info(f"Stopped: {plain(view.reason)}. Saved as run {name}.{more}", icon=":material/pause_circle:")
+    elif view.state == "cancelled":
+        st.info("Cancelled before it started.", icon=":material/cancel:")
+    text = f"{view.steps_done} / {view.cfg.steps} steps · {view.steps_per_second:.1f} steps/s"
+    if view.engine:
+        text += f" · {view.engine} engine on {view.device}"
+    st.progress(view.progress, text=text)
 
 
-def draw_metrics(run: LiveRun) -> None:
-    h, tr = run.history, run.trainer
-    summary = tr.summary()
-    a, b, c = st.columns(3)
-    T = run.cfg.seq_len
+def _horizon_help(T: int) -> str:
+    return (f"How many timesteps back from the last one the gradient ‖∂L/∂h_t‖ (layer 1) stays above "
+            f"{HORIZON_RATIO:g} × its value at the last timestep: the stretch of the past the loss can still "
+            f"teach. '≥ {T}' means it never fell that far. The arrow is its change since the previous recorded step.")
+
+
+def draw_metrics(view: RunView) -> None:
+    h, s, cfg = view.history, view.summary, view.cfg
+    cols = st.columns(4 if cfg.task in CHANCE else 3)
+    T = cfg.seq_len
     if h.horizon_last is None:
-        a.metric("Effective memory horizon", "—", help="Recorded steps appear every record_every steps.")
+        cols[0].metric("Memory horizon", "—", help=_horizon_help(T))
     else:
         value = f"≥ {h.horizon_last} steps" if h.horizon_last >= T else f"{h.horizon_last} steps"
         delta = None if h.horizon_prev is None else h.horizon_last - h.horizon_prev
-        a.metric("Effective memory horizon", value, delta=delta,
-                 help=f"Timesteps back from the last step until ‖∂L/∂h_t‖ (layer 1) falls below "
-                      f"{HORIZON_RATIO:g} of its value at the last step; change since the previous recorded step.")
-    final = summary["final_val_loss"]
-    b.metric("Validation loss", "—" if final is None else f"{final:.4g}",
-             help=f"Baseline: {summary['baseline_name']} = {summary['baseline']:.4g} in expectation, "
-                  f"{summary['val_baseline']:.4g} on this run's validation batch (the bar it must beat)")
-    with b:
-        if summary["beat_baseline"]:
+        cols[0].metric("Memory horizon", value, delta=None if not delta else f"{delta:+d} steps", help=_horizon_help(T))
+    final = s.get("final_val_loss")
+    has_final = final is not None and math.isfinite(final)
+    unit = " nats" if cfg.task == "charlm" else ""
+    bar = s.get("val_baseline")
+    cols[1].metric("Validation loss", f"{final:.4g}{unit}" if has_final else "—",
+                   help=f"The bar: {plain(str(s.get('baseline_name', '')))}, "
+                        f"{bar:.4g} on this run's validation batch." if bar is not None else None)
+    with cols[1]:
+        if s.get("beat_baseline"):
             st.badge("Beat the baseline", icon=":material/check_circle:", color="green")
-        elif final is not None:
-            st.badge(f"Baseline {summary['val_baseline']:.3g} not beaten yet", color="gray")
+        elif has_final and bar is not None:
+            st.badge(f"Baseline {bar:.3g} not beaten", color="gray")
     sc = h.scalars()
-    c.metric("Steps clipped", f"{100 * F.clipped_fraction(sc['clipped']):.0f} %",
-             help="Share of steps where gradient clipping fired (clip > 0).")
+    cols[2].metric("Steps clipped", f"{100 * F.clipped_fraction(sc['clipped']):.0f} %",
+                   help="Share of steps where gradient clipping fired (clip > 0).")
+    if cfg.task in CHANCE:
+        acc = s.get("final_val_accuracy")
+        chance = CHANCE[cfg.task]
+        cols[3].metric("Validation accuracy", "—" if acc is None or not math.isfinite(acc) else f"{100 * acc:.1f} %",
+                       help=f"Share of validation sequences classified right; chance is {100 * chance:.0f} %.")
 
 
-def draw_charts(run: LiveRun) -> None:
-    cfg, h = run.cfg, run.history
-    D = _directions(cfg)
+def draw_charts(view: RunView, prefix: str = "") -> None:
+    cfg = view.cfg
+    D = 2 if cfg.bidirectional else 1
     ld = cfg.layers * D
     names = F.direction_labels(ld, D)
     pick = 0
     if ld > 1:
         pick = st.selectbox("Layer and direction shown in the heatmap and gate charts", range(ld),
-                            format_func=lambda k: names[k], key="view_ld")
-    grads = h.recorded("timestep_grads")
-    left, right = st.columns(2)
-    with left:
-        if grads is None:
-            _chart(F.empty_figure("‖∂L/∂h_t‖ through time", "timestep t", "training step",
-                                  note=f"no recorded step yet (record_every={cfg.record_every})"), CHART_KEYS[0])
-        else:
-            _chart(F.gradient_heatmap(grads[:, pick], h.recorded_steps(), f"‖∂L/∂h_t‖ through time — {names[pick]}"),
-                   CHART_KEYS[0])
-    with right:
-        latest = h.latest
-        if "timestep_grads" in latest:
-            _chart(F.gradient_profile(latest["timestep_grads"], latest.get("spectral_radius"), cfg.cell, D,
-                                      h.latest_step), CHART_KEYS[1])
-        else:
-            _chart(F.empty_figure("Latest gradient profile", "timestep t", "‖∂L/∂h_t‖ (log)", log_y=True,
-                                  note="no recorded step yet"), CHART_KEYS[1])
-    st.caption(NUMERICS_NOTE)
-    left, right = st.columns(2)
-    with left:
-        if "gate_mean" in latest:
-            _chart(F.gates_figure(latest["gate_mean"][pick], latest["gate_saturation"][pick], cfg.cell,
-                                  f"{names[pick]}, step {h.latest_step}"), CHART_KEYS[2])
-        elif "hidden_saturation" in latest:
-            _chart(F.saturation_figure(latest["hidden_saturation"], cfg.activation, D), CHART_KEYS[2])
-        else:
-            _chart(F.empty_figure("Gates / hidden-state saturation", "timestep t", "fraction",
-                                  note="no recorded step yet"), CHART_KEYS[2])
-    sc = h.scalars()
-    with right:
-        _chart(F.clipping_figure(sc["step"], sc["grad_norm_pre_clip"], sc["grad_norm_post_clip"], sc["clipped"],
-                                 cfg.clip, cfg.clip_mode), CHART_KEYS[4])
-    left, right = st.columns(2)
-    with left:
-        spec = run.trainer.spec
-        _chart(F.loss_figure(sc["step"], sc["loss"], sc["val_loss"], spec.baseline, spec.baseline_name), CHART_KEYS[5])
-    if cfg.attention != "none":
-        with right:
-            if "attention_mean" in latest:
-                _chart(F.attention_figure(latest["attention_mean"], h.latest_step), CHART_KEYS[3])
-            else:
-                _chart(F.empty_figure("Attention", "key timestep t", "query", note="no recorded step yet"), CHART_KEYS[3])
+                            format_func=lambda k: names[k], key=f"{prefix}view_ld")
+    figs = build_figures(view, pick)
+    rows = [("heatmap", "profile"), ("gates", "clipping"), ("loss", "attention" if "attention" in figs else "accuracy")]
+    for k, row in enumerate(rows):
+        cols = st.columns(2)
+        for col, name in zip(cols, row):
+            if name in figs:
+                with col:
+                    _chart(figs[name], chart_key(prefix, name))
+        if k == 0:
+            st.caption(NUMERICS_NOTE)
 
 
-def draw_run(run: LiveRun) -> None:
-    draw_status(run)
-    draw_metrics(run)
-    draw_charts(run)
+def draw_run(view: RunView, prefix: str = "", estimate: str | None = None) -> None:
+    draw_status(view, estimate)
+    draw_metrics(view)
+    draw_charts(view, prefix)

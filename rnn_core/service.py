@@ -97,10 +97,10 @@ class Job:
 
         return RunView.from_job(self)
 
-    def wait(self, timeout: float | None = None, poll_s: float = 0.05) -> bool:
-        """Block until the job has ended (polling it meanwhile); False on timeout."""
+    def wait(self, timeout: float | None = None, poll_s: float = 0.01, until=None) -> bool:
+        """Block until the job has ended, or until `until(job)` holds (polling it meanwhile); False on timeout."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        while not self.done:
+        while not (self.done or (until is not None and until(self))):
             self.poll()
             if deadline is not None and time.monotonic() > deadline:
                 return False
@@ -154,12 +154,14 @@ def _run_job(index: int, job_id: str, spec: dict, results, stop_event, publish_e
 
 
 def _worker_loop(index: int, commands, results, stop_event, torch_threads: int, publish_every_s: float,
-                 in_process: bool) -> None:
+                 in_process: bool, nice: int = 0) -> None:
     parent = mp.parent_process() if in_process else None
     parent_alive = (lambda: parent.is_alive()) if parent is not None else (lambda: True)
     if in_process:
         import torch
 
+        if nice:  # training is background work: the pages' server and a browser on the same cores go first
+            os.nice(nice)
         torch.set_num_threads(torch_threads)
         _warm_up()
     results.put((index, None, "ready", os.getpid()))
@@ -308,7 +310,7 @@ class TrainingService:
             commands, stop_event = self._ctx.Queue(), self._ctx.Event()
             handle = self._ctx.Process(target=_worker_loop, name=f"bptt-lab-worker-{index}", daemon=True,
                                        args=(index, commands, self._results, stop_event, s.torch_threads,
-                                             s.publish_every_s, True))
+                                             s.publish_every_s, True, s.worker_nice))
         else:
             commands, stop_event = queue.Queue(), threading.Event()
             handle = threading.Thread(target=_worker_loop, name=f"bptt-lab-worker-{index}", daemon=True,

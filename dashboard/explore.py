@@ -1,0 +1,151 @@
+"""The Explore page: sidebar knobs, Train / Stop / Resume, and one run panel.
+
+Training happens in the server's training service (rnn_core.service), never on the script
+thread: a job trains in a worker while the panel polls it in `@st.fragment(run_every=POLL_S)`
+runs, each drawing a read-only view of the job. The fragment ticks only while the job is queued
+or running, so an idle tab costs no CPU. A tab that closes stops polling, and the service stops
+and saves its job.
+"""
+from __future__ import annotations
+
+import streamlit as st
+
+from rnn_core import budget, store
+from rnn_core.config import RunConfig
+from rnn_core.view import RunView, resumable_runs
+
+from . import jobs
+from .panel import draw_empty, draw_run
+from .safe import plain
+from .state import PanelState, panel_state
+from .widgets import config_sidebar, url_warning
+
+POLL_S = 0.4  # the panel redraws this often while a job trains; the job never waits for it
+FIRST_STEP_WAIT_S = 0.5  # Train waits this long for the first step, so its own run draws the first chart
+STOP_WAIT_S = 1.0  # Stop waits this long for the job to end, so the click's own run shows "Stopped"
+PREFIX = ""  # Explore's chart and widget keys (chart_heatmap, btn_train, ...)
+
+
+def on_train(ps: PanelState, cfg: RunConfig) -> None:
+    if ps.job is not None:
+        ps.job.stop()
+    ps.start_error = None
+    try:
+        ps.job = jobs.start(cfg)
+    except (jobs.ServiceError, store.RunStoreError, OSError) as err:
+        ps.start_error = f"Could not start: {err}"
+        return
+    # A free worker takes a few ms for a default step: wait for it, so the click's own run draws
+    # the first chart instead of the next poll.
+    ps.job.wait(timeout=FIRST_STEP_WAIT_S, until=lambda j: j.steps_done > 0)
+
+
+def on_stop(ps: PanelState) -> None:
+    if ps.job is not None:
+        ps.job.stop()
+        ps.job.wait(timeout=STOP_WAIT_S)  # a stop lands within a step: this run can then draw it
+
+
+def on_resume(ps: PanelState, name: str | None = None) -> None:
+    """Resume the session's stopped run (its charts come back from the store), or a saved run by name."""
+    ps.start_error = None
+    name = name or (ps.job.name if ps.job is not None else None)
+    if name is None:
+        return
+    if ps.job is not None and not ps.job.done:
+        ps.job.stop()
+    try:
+        ps.job = jobs.resume(name)
+    except Exception as err:  # noqa: BLE001 - a finished run, a missing checkpoint, a bad file: say so
+        ps.start_error = f"Could not resume: {err}"
+
+
+def _view(ps: PanelState) -> RunView | None:
+    if ps.job is None:
+        return None
+    ps.job.poll()
+    return ps.job.view()
+
+
+def controls(ps: PanelState, cfg: RunConfig | None, view: RunView | None) -> None:
+    running = view is not None and view.running
+    problem = jobs.limits_problem(cfg) if cfg is not None else None
+    a, b, c, note = st.columns([1.3, 1.2, 1.5, 4], vertical_alignment="center")
+    a.button("Train", key=f"{PREFIX}btn_train", type="primary", icon=":material/play_arrow:", on_click=on_train,
+             args=(ps, cfg), disabled=cfg is None or problem is not None,
+             help="Start a new run with the sidebar's settings (saved to the run store).")
+    b.button("Stop", key=f"{PREFIX}btn_stop", icon=":material/stop:", on_click=on_stop, args=(ps,),
+             disabled=not running, help="Stop within a second; the run is saved and can be resumed.")
+    c.button("Resume", key=f"{PREFIX}btn_resume", icon=":material/replay:", on_click=on_resume, args=(ps,),
+             disabled=not (view is not None and view.resumable and not running),
+             help="Continue the stopped run from its checkpoint.")
+    if cfg is not None:
+        if problem:
+            note.error(f"Too large for this server: {plain(problem)}.", icon=":material/block:")
+        else:
+            note.caption(f"Estimate: {budget.estimate(cfg).describe()}"
+                         + (" · the sidebar differs from the run shown: **Train** starts a new run with it"
+                            if view is not None and view.cfg != cfg and not running else ""))
+
+
+def saved_runs_sidebar(ps: PanelState) -> None:
+    with st.sidebar.expander("Saved runs"):
+        own = ps.job.name if ps.job is not None else None
+        names = [n for n in resumable_runs() if n != own]
+        st.caption(f"Run store: {plain(str(store.runs_root()))}. Stopped runs can be continued here.")
+        if not names:
+            st.caption("No stopped run to resume.")
+            return
+        pick = st.selectbox("stopped run", names, key="saved_pick")
+        st.button("Resume saved run", key="btn_resume_saved", on_click=on_resume, args=(ps, pick))
+
+
+def live_panel(ps: PanelState, cfg: RunConfig | None) -> None:
+    """The buttons, then the status and charts in a fragment that polls the job while it is
+    queued or running.
+
+    The buttons are outside the fragment on purpose: a click then asks for a full run, which
+    Streamlit starts at once, cancelling a poll in progress. A click inside a polling fragment
+    was queued behind the polls (Streamlit runs fragment reruns one after another) and a Stop
+    took 3-5 s to arrive on a busy 2-core machine. A timer is only switched off by a full run,
+    so when the job ends the fragment asks for one.
+    """
+    if ps.start_error:
+        st.error(plain(ps.start_error))
+    view = _view(ps)
+    controls(ps, cfg, view)
+    timer_on = view is not None and view.running
+    ps.cfg, ps.timer_on = cfg, timer_on
+
+    @st.fragment(run_every=POLL_S if timer_on else None)
+    def panel() -> None:
+        skip = ps.skip_poll
+        ps.skip_poll = False
+        v = view if skip else _view(ps)
+        if v is None:
+            draw_empty(ps.cfg, PREFIX)
+            return
+        estimate = budget.estimate(v.cfg).describe() if v.running else None
+        draw_run(v, PREFIX, estimate)
+        if not v.running and ps.timer_on:
+            # The whole page, to switch the timer off and update the buttons; that run draws the
+            # same view without polling, so the browser has nothing new to plot.
+            ps.skip_poll = True
+            st.rerun()
+
+    panel()
+
+
+def explore_page() -> None:
+    jobs.service()
+    ps = panel_state("explore")
+    cfg, err = config_sidebar()
+    saved_runs_sidebar(ps)
+    st.title("Explore: gradients through time")
+    st.caption("Pick a cell, an initialisation and a sequence length, press **Train**, and watch the exact "
+               "per-timestep gradient ‖∂L/∂h_t‖ vanish, survive or explode. Every setting is in the link: "
+               "copy the address bar to share the experiment.")
+    url_warning()
+    if err:
+        st.error(f"These settings do not fit together: {plain(err)}")
+    live_panel(ps, cfg)

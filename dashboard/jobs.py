@@ -1,0 +1,67 @@
+"""The app's one training service per server process, and the session's jobs in it.
+
+`st.cache_resource` holds the service, shared by every session on purpose: it is the pool that
+a class shares. No model lives there: each job's Trainer lives in a worker, and a session only
+holds its Job handles and the read-only views taken from them.
+"""
+from __future__ import annotations
+
+import atexit
+from datetime import datetime, timezone
+from secrets import token_hex
+
+import streamlit as st
+
+from rnn_core import budget, store
+from rnn_core.config import RunConfig
+from rnn_core.service import Job, ServiceError, TrainingService
+
+
+@st.cache_resource(show_spinner="Starting the training workers (once per server)…")
+def service() -> TrainingService:
+    svc = TrainingService()
+    budget.calibrate()  # this machine's speed, for the estimate shown beside Train
+    _warm_figures()
+    atexit.register(svc.shutdown)  # a server that exits stops and saves its runs first
+    return svc
+
+
+def _warm_figures() -> None:
+    """Build every chart once from a tiny real run, so the first Train click does not pay for
+    plotly's lazy imports (its validators load per trace type on first use: ~0.3 s here)."""
+    from rnn_core.config import make_config
+    from rnn_core.history import History
+    from rnn_core.trainer import Trainer
+    from rnn_core.view import RunView
+
+    from .run_figures import build_figures
+
+    for cfg in (make_config(steps=2, seq_len=4, hidden_size=2, attention="dot", clip=1.0),
+                make_config(steps=2, seq_len=8, hidden_size=2, cell="lstm", task="temporal_order")):
+        tr, h = Trainer(cfg), History()
+        for _ in range(2):
+            h.add(tr.step())
+        for fig in build_figures(RunView("warm-up", cfg, "finished", tr.summary(), h)).values():
+            fig.to_json()
+
+
+def new_run_name(cfg: RunConfig, page: str = "explore") -> str:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return store.check_run_name(f"{page}-{cfg.task}-{cfg.cell}-{stamp}-{token_hex(2)}")
+
+
+def start(cfg: RunConfig, page: str = "explore") -> Job:
+    """Queue a new run, saved to the run store as it goes. Raises ServiceError with one line."""
+    name = new_run_name(cfg, page)
+    return service().submit(cfg, store.run_dir(name), name)
+
+
+def resume(name: str, steps: int | None = None) -> Job:
+    return service().resume(store.run_dir(name), steps=steps, name=name)
+
+
+def limits_problem(cfg: RunConfig) -> str | None:
+    return service().limits.check(budget.estimate(cfg))
+
+
+__all__ = ["Job", "ServiceError", "service", "start", "resume", "limits_problem", "new_run_name"]

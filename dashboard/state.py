@@ -1,0 +1,43 @@
+"""Every session-state key the pages use, in one typed place.
+
+Streamlit's session state is a dict of anything; each page keeps one typed object in it
+instead of loose keys, so a key is spelt once and two pages never collide.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import streamlit as st
+
+from rnn_core.config import RunConfig
+from rnn_core.service import Job
+
+
+@dataclass
+class PanelState:
+    """One run panel (Explore has one; Compare will have two to four, each with its own prefix)."""
+    job: Job | None = None  # the live job this panel follows
+    start_error: str | None = None  # why the last Train / Resume did not start, shown once
+    cfg: RunConfig | None = None  # the form's config at the last full run
+    timer_on: bool = False  # is the browser's poll timer running (declared by the last full run)
+    skip_poll: bool = False  # the rerun that switches the timer off draws without polling
+
+
+@dataclass
+class SessionKeys:
+    values: str = "values"  # every config field's value, outliving the widgets (widgets.py)
+    url_warnings: str = "url_warnings"
+    url_snapshot: str = "url_snapshot"
+
+
+KEYS = SessionKeys()
+
+
+def panel_state(prefix: str = "explore") -> PanelState:
+    key = f"panel:{prefix}"
+    if key not in st.session_state:
+        st.session_state[key] = PanelState()
+    return st.session_state[key]
+
+
+__all__ = ["PanelState", "KEYS", "panel_state"]
