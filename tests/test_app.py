@@ -230,7 +230,7 @@ def test_divergence_shows_banner_with_step_and_keeps_charts():
 
 def test_curriculum_trains_in_the_app():
     # was: "Training failed at step 3: ValueError: timestep_grads changed shape from (1, 10) to (1, 11)"
-    at = new_app(curriculum="true", steps="40")
+    at = new_app(curriculum="true", steps="40", record_every="1")
     at.button(key="btn_train").click().run()
     job = panel(at).job
     wait(job)

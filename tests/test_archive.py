@@ -21,7 +21,7 @@ from rnn_core.config import make_config
 from rnn_core.records import ARRAY
 from rnn_core.trainer import Trainer
 
-TINY = dict(steps=20, hidden_size=8, seq_len=10)
+TINY = dict(steps=20, hidden_size=8, seq_len=10, record_every=1)
 
 
 def _train(out: Path, **kw) -> Path:

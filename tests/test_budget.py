@@ -14,7 +14,7 @@ def test_flops_of_one_layer_by_hand():
 
 
 def test_a_second_layer_reads_both_directions():
-    one = make_config(cell="lstm", hidden_size=8, layers=2, bidirectional=True, seq_len=4, batch_size=2)
+    one = make_config(cell="lstm", hidden_size=8, layers=2, bidirectional=True, seq_len=4, batch_size=2, eval_every=10)
     H, D, G = 8, 2, 4
     per_pass = D * G * H * (2 + H) * 2 * 4 * 2 + D * G * H * (D * H + H) * 2 * 4 * 2
     assert budget.flops_per_step(one) == pytest.approx(per_pass * (3.5 + 256 / 2 / 10))

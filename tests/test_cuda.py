@@ -140,7 +140,7 @@ def test_threaded_spectra_equal_synchronous(monkeypatch):
     runs = {}
     for threaded in (False, True):
         monkeypatch.setitem(trainer_mod.SPECTRA_IN_THREAD, "cpu", threaded)
-        tr = Trainer(make_config(cell="gru", layers=2, seq_len=20, hidden_size=8, steps=3))
+        tr = Trainer(make_config(cell="gru", layers=2, seq_len=20, hidden_size=8, steps=3, record_every=1))
         tr.run()
         runs[threaded] = tr.recorder.stacked()
     assert runs[True]["spectral_radius"].shape == (3, 2, 3)

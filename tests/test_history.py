@@ -106,7 +106,7 @@ def test_a_growing_curriculum_is_padded_with_nan_not_refused():
 
 
 def test_a_curriculum_run_feeds_the_history_at_full_seq_len():
-    tr = Trainer(make_config(curriculum=True, curriculum_start=5, seq_len=25, steps=5, hidden_size=4, cell="lstm"))
+    tr = Trainer(make_config(curriculum=True, curriculum_start=5, seq_len=25, steps=5, hidden_size=4, cell="lstm", record_every=1))
     h = History()
     for _ in range(5):
         h.add(tr.step())
@@ -147,7 +147,7 @@ def test_the_last_finite_profile_survives_a_divergence():
 
 def test_a_real_diverging_run_keeps_its_last_finite_profile():
     cfg = make_config(cell="rnn", activation="relu", init="identity", optimizer="sgd", lr=10.0,
-                      steps=20, seq_len=60, hidden_size=16)  # step 0 is finite, the update then blows up
+                      steps=20, seq_len=60, hidden_size=16, record_every=1)  # step 0 is finite, the update then blows up
     tr, h = Trainer(cfg), History()
     while not tr.done:
         h.add(tr.step())
@@ -157,7 +157,7 @@ def test_a_real_diverging_run_keeps_its_last_finite_profile():
 
 
 def test_from_a_real_trainer_recorder():
-    tr = Trainer(make_config(steps=6, seq_len=12, hidden_size=8, cell="lstm"))
+    tr = Trainer(make_config(steps=6, seq_len=12, hidden_size=8, cell="lstm", record_every=1))
     h = History()
     for _ in range(6):
         h.add(tr.step())
@@ -173,7 +173,7 @@ def test_from_a_real_trainer_recorder():
                                     dict(task="digits", seq_len=64, cell="gru", attention="dot"),
                                     dict(curriculum=True, curriculum_start=4, seq_len=16)])
 def test_a_saved_run_gives_the_same_history_as_the_live_one(tmp_path, values):
-    cfg = make_config(**{"steps": 10, "seq_len": 12, "hidden_size": 8, **values})
+    cfg = make_config(**{"steps": 10, "seq_len": 12, "hidden_size": 8, "record_every": 1, **values})
     tr, live = Trainer(cfg, out_dir=tmp_path / "r"), History()
     while not tr.done:
         live.add(tr.step())

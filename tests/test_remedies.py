@@ -90,7 +90,7 @@ def test_input_noise_changes_the_training_inputs_only():
 
 
 def test_curriculum_grows_the_sequence_and_pads_what_did_not_exist():
-    tr = Trainer(make_config(curriculum=True, curriculum_start=5, seq_len=25, steps=5, hidden_size=4))
+    tr = Trainer(make_config(curriculum=True, curriculum_start=5, seq_len=25, steps=5, hidden_size=4, record_every=1))
     tr.run()
     lens = [r["seq_len_active"] for r in tr.recorder.rows]
     assert lens == [5, 10, 15, 20, 25]

@@ -148,7 +148,7 @@ def test_callbacks_see_every_step_and_can_stop_the_run():
 
 
 def test_run_store_files(tmp_path):
-    cfg = make_config(cell="lstm", steps=6, seq_len=12, hidden_size=8)
+    cfg = make_config(cell="lstm", steps=6, seq_len=12, hidden_size=8, record_every=1)
     Trainer(cfg, out_dir=tmp_path / "r").run()
     run = load_run(tmp_path / "r")
     for col in ["step", "loss", "val_loss", "grad_norm_pre_clip", "grad_norm_post_clip", "clipped", "lr", "step_time_ms"]:
