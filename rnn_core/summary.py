@@ -41,3 +41,27 @@ def verdict_text(s: dict) -> str:
     if s["beat_baseline"]:
         return f"beaten ({got})"
     return f"not beaten (needs {MARGIN:.0%} lower and p<{P_MAX:g}; got {got})"
+
+
+OUTCOMES = ("solved", "stuck at baseline", "diverged", "still learning")
+
+
+def outcome(s: dict) -> str:
+    """One word for where a run stands, from its summary (status.json), for tables and Compare:
+
+    - diverged: the loss or the gradient became NaN/Inf, or the run failed;
+    - solved: the verdict says it beat the baseline (1% lower and p < 0.01, rnn_core.verdict);
+    - stuck at baseline: it ended (finished or stopped) with its validation loss not even 1% below
+      the input-blind predictor's on the same batch;
+    - still learning: anything else: it is running, or it is below the bar by 1% or more but not
+      yet by more than noise can explain.
+    """
+    status = s.get("status")
+    if status in ("diverged", "failed"):
+        return "diverged"
+    if s.get("beat_baseline"):
+        return "solved"
+    margin = s.get("beat_margin")
+    if status in ("finished", "stopped") and (margin is None or margin < MARGIN):
+        return "stuck at baseline"
+    return "still learning"

@@ -102,3 +102,15 @@ def test_classification_tasks_record_validation_accuracy():
     reg = Trainer(make_config(steps=2, seq_len=10, hidden_size=4))
     reg.run()
     assert reg.recorder.metrics()["val_accuracy"].isna().all() and reg.summary()["final_val_accuracy"] is None
+
+
+def test_outcome_words():
+    from rnn_core.summary import outcome
+
+    assert outcome({"status": "diverged"}) == "diverged"
+    assert outcome({"status": "failed"}) == "diverged"
+    assert outcome({"status": "finished", "beat_baseline": True, "beat_margin": 0.5}) == "solved"
+    assert outcome({"status": "finished", "beat_baseline": False, "beat_margin": 0.0005}) == "stuck at baseline"
+    assert outcome({"status": "stopped", "beat_baseline": False, "beat_margin": None}) == "stuck at baseline"
+    assert outcome({"status": "finished", "beat_baseline": False, "beat_margin": 0.05}) == "still learning"
+    assert outcome({"status": "running", "beat_baseline": False, "beat_margin": -0.2}) == "still learning"
