@@ -20,7 +20,7 @@ from .safe import plain
 from .state import PanelState, panel_state
 from .widgets import config_sidebar, url_warning
 
-POLL_S = 0.4  # the panel redraws this often while a job trains; the job never waits for it
+POLL_S = 0.5  # the panel redraws this often while a job trains; the job never waits for it
 FIRST_STEP_WAIT_S = 0.5  # Train waits this long for the first step, so its own run draws the first chart
 STOP_WAIT_S = 1.0  # Stop waits this long for the job to end, so the click's own run shows "Stopped"
 PREFIX = ""  # Explore's chart and widget keys (chart_heatmap, btn_train, ...)
@@ -60,11 +60,18 @@ def on_resume(ps: PanelState, name: str | None = None) -> None:
         ps.start_error = f"Could not resume: {err}"
 
 
-def _view(ps: PanelState) -> RunView | None:
-    if ps.job is None:
+def _view(ps: PanelState, finish_wait: bool = False) -> RunView | None:
+    """The job's view. With `finish_wait`, a job that will end before the next poll is waited
+    for (at most one poll interval), so "Finished" shows when it happens, not up to a poll later."""
+    job = ps.job
+    if job is None:
         return None
-    ps.job.poll()
-    return ps.job.view()
+    job.poll()
+    if finish_wait and not job.done:
+        rate = job.steps_per_second()
+        if rate > 0 and (job.cfg.steps - job.steps_done) / rate < POLL_S:
+            job.wait(timeout=POLL_S)
+    return job.view()
 
 
 def controls(ps: PanelState, cfg: RunConfig | None, view: RunView | None) -> None:
@@ -121,7 +128,7 @@ def live_panel(ps: PanelState, cfg: RunConfig | None) -> None:
     def panel() -> None:
         skip = ps.skip_poll
         ps.skip_poll = False
-        v = view if skip else _view(ps)
+        v = view if skip else _view(ps, finish_wait=True)
         if v is None:
             draw_empty(ps.cfg, PREFIX)
             return

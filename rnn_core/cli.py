@@ -7,6 +7,8 @@
     python -m rnn_core import FILE.zip [--name NAME]  # checks the archive, prints the new run's name
 
 Bad keys or values exit with status 2 and one line saying what was wrong; nothing is written.
+A config whose estimated memory or time per step is over the server's limits (rnn_core.budget) is
+refused the same way; `train --no-limits` trains it anyway.
 A task that fixes its length (digits) takes it when seq_len is not given: --set task=digits is enough.
 """
 from __future__ import annotations
@@ -27,6 +29,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="a config value; repeat once per key (see 'python -m rnn_core keys')")
     t.add_argument("--out", required=True, help="directory to write the run into (must not hold a run already)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("--no-limits", action="store_true",
+                   help="train even when the estimate is over the app server's limits (memory, time per step)")
     r = sub.add_parser("resume", help="continue a stopped run")
     r.add_argument("dir")
     r.add_argument("--steps", type=int, default=None, help="new total step budget")
@@ -86,13 +90,27 @@ def main(argv: list[str] | None = None) -> int:
             out = Path(args.out)
             if (out / "config.json").exists():
                 raise ConfigError(f"--out {out} already holds a run: choose a new directory or use 'resume {out}'")
+            if not args.no_limits:
+                _check_limits(cfg)
             trainer = Trainer(cfg, out_dir=out)
         else:
             trainer = Trainer.resume(args.dir, steps=args.steps)
         return _train(trainer, args.quiet)
-    except (ConfigError, RunStoreError, OSError) as err:  # OSError: a path the system refuses (too long, no access)
+    except (ConfigError, RunStoreError, OSError, ValueError) as err:  # OSError: a path the system refuses (too long, no access)
         print(f"error: {_shorten(str(err), argv if argv is not None else sys.argv[1:])}", file=sys.stderr)
         return 2
+
+
+def _check_limits(cfg: RunConfig) -> None:
+    """The app server's limits (rnn_core.settings, BPTT_LAB_MAX_JOB_MB / BPTT_LAB_MAX_STEP_S), so a
+    config that would take the machine down is refused before it allocates; --no-limits skips it."""
+    from . import budget
+    from .settings import load_settings
+
+    s = load_settings()
+    problem = budget.Limits(s.max_job_mb * 2**20, s.max_step_s).check(budget.estimate(cfg))
+    if problem:
+        raise ConfigError(f"{problem} (or pass --no-limits to train it anyway)")
 
 
 def _archive(args, argv: list[str]) -> int:

@@ -74,3 +74,14 @@ def test_long_values_are_never_echoed_in_full(capsys, args):
     assert main([*args, "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("error:") and len(err) < 400, err[:500]
+
+
+def test_a_config_over_the_limits_is_refused_unless_asked(tmp_path, capsys):
+    from rnn_core.cli import main
+
+    huge = ["--set", "cell=lstm", "--set", "seq_len=2000", "--set", "hidden_size=512", "--set", "layers=4",
+            "--set", "bidirectional=true"]
+    assert main(["train", *huge, "--out", str(tmp_path / "big"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "memory" in err and "--no-limits" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "big").exists()
