@@ -1,7 +1,7 @@
 """Training-service benchmarks: throughput in the app against plain PyTorch, and a pool of runs.
 
     python bench/bench_service.py throughput     # rnn/lstm/gru at T = 50, 200, 1000: job steps/s vs plain
-    python bench/bench_service.py four           # one default run, then four at once, through the pool
+    python bench/bench_service.py four           # one default run, then four at once: process pool, thread pool
     python bench/bench_service.py all
 
 `throughput`: a job trains in the service's worker process (one torch thread, the app's
@@ -88,8 +88,8 @@ def throughput(seconds: float) -> None:
         svc.shutdown()
 
 
-def four(repeats: int) -> None:
-    svc = TrainingService(ServiceSettings(pool="process", workers=os.cpu_count() or 2))
+def four(repeats: int, pool: str = "process") -> None:
+    svc = TrainingService(ServiceSettings(pool=pool, workers=os.cpu_count() or 2))
     tmp = Path(tempfile.mkdtemp(prefix="bench_four_"))
     while svc.counts()["ready"] < svc.counts()["workers"]:
         time.sleep(0.1)
@@ -109,7 +109,7 @@ def four(repeats: int) -> None:
     finally:
         svc.shutdown()
     one, fo = statistics.median(ones), statistics.median(fours)
-    print(f"one default run through the pool: {', '.join(f'{t:.2f}' for t in ones)} s (median {one:.2f}); "
+    print(f"{pool} pool: one default run: {', '.join(f'{t:.2f}' for t in ones)} s (median {one:.2f}); "
           f"four at once on {svc.settings.workers} workers: {', '.join(f'{t:.2f}' for t in fours)} s "
           f"(median {fo:.2f}); four/one = {fo / one:.2f} (target ≤ 2.3)")
 
@@ -124,7 +124,8 @@ def main() -> None:
     if args.what in ("throughput", "all"):
         throughput(args.seconds)
     if args.what in ("four", "all"):
-        four(args.repeats)
+        for pool in ("process", "thread"):
+            four(args.repeats, pool)
     print(f"load average {os.getloadavg()[0]:.1f} at the end")
 
 

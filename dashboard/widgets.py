@@ -21,11 +21,10 @@ from rnn_core.devices import available_devices, device_label
 
 from .schema import (MAIN_FIELDS, WidgetSpec, advanced_fields, build_config, defaults, forced_value, relevance,
                      widget_specs)
+from .state import KEYS
 from .urlstate import query_from_values, values_from_query
 
-VALUES = "values"
-URL_WARNINGS = "url_warnings"
-URL_SNAPSHOT = "url_snapshot"
+VALUES, URL_WARNINGS, URL_SNAPSHOT = KEYS.values, KEYS.url_warnings, KEYS.url_snapshot  # dashboard/state.py
 
 
 def widget_key(name: str, prefix: str = "") -> str:
