@@ -115,9 +115,12 @@ def draw_metrics(view: RunView) -> None:
     has_final = final is not None and math.isfinite(final)
     unit = " nats" if cfg.task == "charlm" else ""
     bar = s.get("val_baseline")
+    expected = s.get("baseline")
     cols[1].metric("Validation loss", f"{final:.4g}{unit}" if has_final else "—",
-                   help=f"The bar: {plain(str(s.get('baseline_name', '')))}, "
-                        f"{bar:.4g} on this run's validation batch." if bar is not None else None)
+                   help=(f"The bar to beat: the input-blind predictor ({plain(str(s.get('baseline_name', '')))}, "
+                         f"{expected:.4g} in expectation) scores {bar:.4g} on this run's own validation batch. "
+                         "Beating it needs a loss at least 1% lower and a paired test over the 256 sequences "
+                         "with p < 0.01.") if bar is not None and expected is not None else None)
     with cols[1]:
         if s.get("beat_baseline"):
             st.badge("Beat the baseline", icon=":material/check_circle:", color="green")

@@ -52,7 +52,7 @@ def spec(cfg: "RunConfig") -> TaskSpec:
     T = cfg.seq_len
     if cfg.task == "adding":
         # Predicting 1 (the mean of a sum of two U[0,1]) leaves the variance 2/12.
-        return TaskSpec(2, 1, "mse", "last", 1.0 / 6.0, "predict 1 (MSE 0.167)")
+        return TaskSpec(2, 1, "mse", "last", 1.0 / 6.0, "predict 1")
     if cfg.task == "copy":
         # Blanks are free to predict; the 10 symbols at the end cost ln 8 each when guessed.
         return TaskSpec(COPY_SYMBOLS, COPY_SYMBOLS, "ce", "every", COPY_SYMBOLS * math.log(COPY_ALPHABET) / T,
