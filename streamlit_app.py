@@ -13,4 +13,5 @@ st.set_page_config(page_title="BPTT Lab", page_icon=":material/timeline:", layou
 st.html(page_css())  # charts that do not fade while redrawn, no second Stop, whole button labels
 
 explore = st.Page("pages/explore.py", title="Explore", icon=":material/insights:", default=True)
-st.navigation([explore]).run()
+compare = st.Page("pages/compare.py", title="Compare", icon=":material/compare:")
+st.navigation([explore, compare]).run()

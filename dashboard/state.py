@@ -5,7 +5,7 @@ instead of loose keys, so a key is spelt once and two pages never collide.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import streamlit as st
 
@@ -40,4 +40,24 @@ def panel_state(prefix: str = "explore") -> PanelState:
     return st.session_state[key]
 
 
-__all__ = ["PanelState", "KEYS", "panel_state"]
+@dataclass
+class CompareState:
+    """The Compare page: 2 to 4 columns that share the sidebar's config except their own keys."""
+    overrides: list = field(default_factory=lambda: [{}, {}])  # per column a, b, ...: {key: value} it sets itself
+    jobs: dict = field(default_factory=dict)  # column letter -> its live Job (after Train all)
+    cfgs: dict = field(default_factory=dict)  # column letter -> the RunConfig it was trained with
+    start_error: str | None = None  # why the last Train all did not start every column, shown once
+    url_warnings: list = field(default_factory=list)  # the link's problems, shown until the first change
+    url_snapshot: tuple | None = None  # (shared, overrides) as the link gave them
+    runs: list | None = None  # ?runs=: the saved runs compared (None: live columns)
+    timer_on: bool = False  # is the browser's poll timer running (declared by the last full run)
+    skip_poll: bool = False  # the rerun that switches the timer off draws without polling
+
+
+def compare_state() -> CompareState:
+    if "page:compare" not in st.session_state:
+        st.session_state["page:compare"] = CompareState()
+    return st.session_state["page:compare"]
+
+
+__all__ = ["PanelState", "KEYS", "panel_state", "CompareState", "compare_state"]
