@@ -50,12 +50,19 @@ def _ordinal(n: int) -> str:
 
 # --- first run: the link --------------------------------------------------------------------
 def init_from_link(cs: CompareState) -> None:
-    """First run of the page in a session: the comparison (or the saved runs) from the link."""
-    if PREFIX + VALUES in st.session_state:
-        return
+    """The comparison (or the saved runs) from the link: on the page's first run in a session, and
+    when the link is a new one (another page opened Compare with a link). A link emptied by the
+    navigation between pages keeps the session's comparison."""
     params = read_query()
+    flat = {k: v[-1] for k, v in params.items() if v}
+    if PREFIX + VALUES in st.session_state and (not flat or flat == cs.last_query):
+        return
+    for key in [k for k in st.session_state if str(k).startswith(PREFIX)]:
+        del st.session_state[key]  # widgets then start from the link's values, not the last ones shown
+    cs.runs = None
     if RUNS_KEY in params:
         cs.runs, cs.url_warnings = runs_from_query(params)
+        cs.last_query = flat  # this page never rewrites a link of saved runs
         shared, overrides = effective_values({}), [{}, {}]
     else:
         shared, overrides, cs.url_warnings = comparison_from_query(params)
@@ -64,9 +71,10 @@ def init_from_link(cs: CompareState) -> None:
     cs.url_snapshot = (dict(shared), [dict(o) for o in overrides])
 
 
-def sync_url(shared: dict, overrides: list[dict]) -> None:
+def sync_url(cs: CompareState, shared: dict, overrides: list[dict]) -> None:
     """The link follows the settings (only when they changed: each write is a message)."""
     wanted = query_from_comparison(shared, overrides)
+    cs.last_query = wanted
     if wanted != st.query_params.to_dict():
         st.query_params.from_dict(wanted)
 
@@ -310,7 +318,7 @@ def live_page(cs: CompareState) -> None:
     running = any(not j.done for j in cs.jobs.values())
     controls(cs, cfgs, running)
     live_columns(cs)
-    sync_url(shared, cs.overrides)
+    sync_url(cs, shared, cs.overrides)
 
 
 def compare_page() -> None:

@@ -50,6 +50,7 @@ class CompareState:
     url_warnings: list = field(default_factory=list)  # the link's problems, shown until the first change
     url_snapshot: tuple | None = None  # (shared, overrides) as the link gave them
     runs: list | None = None  # ?runs=: the saved runs compared (None: live columns)
+    last_query: dict | None = None  # the link this page last wrote: another one (from Explore) is read anew
     timer_on: bool = False  # is the browser's poll timer running (declared by the last full run)
     skip_poll: bool = False  # the rerun that switches the timer off draws without polling
 

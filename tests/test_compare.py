@@ -313,3 +313,22 @@ def test_waiting_columns_say_their_place_in_the_queue():
         at.button(key="cmp_btn_stop").click().run()
         for job in cs.jobs.values():
             wait(job)
+
+
+def test_a_new_link_is_read_anew_and_an_emptied_one_keeps_the_comparison():
+    at = compare_app(**{"a.cell": "lstm"})
+    at.selectbox(key="cmp_a_w_cell").set_value("gru").run()
+    assert at.query_params["a.cell"] == "gru"
+    for k in list(at.query_params):  # the navigation between pages empties the link
+        del at.query_params[k]
+    at.run()
+    assert not at.exception and at.selectbox(key="cmp_a_w_cell").value == "gru"
+    assert at.query_params["a.cell"] == "gru"  # written back
+    for k in list(at.query_params):
+        del at.query_params[k]
+    at.query_params["seq_len"] = "30"  # Explore's "Open in Compare" with its own settings
+    at.run()
+    assert not at.exception
+    assert at.session_state["page:compare"].overrides == [{}, {}]
+    assert at.number_input(key="cmp_w_seq_len").value == 30
+    assert list(at.query_params) == ["seq_len"]
