@@ -14,4 +14,5 @@ st.html(page_css())  # charts that do not fade while redrawn, no second Stop, wh
 
 explore = st.Page("pages/explore.py", title="Explore", icon=":material/insights:", default=True)
 compare = st.Page("pages/compare.py", title="Compare", icon=":material/compare:")
-st.navigation([explore, compare]).run()
+runs = st.Page("pages/runs.py", title="Runs", icon=":material/folder_open:")
+st.navigation([explore, compare, runs]).run()
