@@ -62,3 +62,22 @@ def compare_state() -> CompareState:
 
 
 __all__ = ["PanelState", "KEYS", "panel_state", "CompareState", "compare_state"]
+
+
+@dataclass
+class RunsState:
+    """The Runs page: what its buttons left for the next run to show."""
+    notice: tuple[str, str] | None = None  # (success | error | info, Markdown already made safe), shown once
+    confirm_delete: tuple[str, ...] = ()  # the runs a first Delete click asked about; the second click deletes them
+    export: tuple[str, bytes] | None = None  # (run name, zip bytes) of the last Prepare download, until the selection changes
+    imported: set[str] = field(default_factory=set)  # upload ids already imported (an upload stays in the widget)
+    import_notice: tuple[str, str] | None = None  # the last import's outcome, shown while its file stays
+
+
+def runs_state() -> RunsState:
+    if "page:runs" not in st.session_state:
+        st.session_state["page:runs"] = RunsState()
+    return st.session_state["page:runs"]
+
+
+__all__ += ["RunsState", "runs_state"]
