@@ -18,6 +18,7 @@ from . import jobs
 from .panel import draw_empty, draw_run
 from .safe import plain
 from .state import PanelState, panel_state
+from .urlstate import query_from_values
 from .widgets import config_sidebar, url_warning
 
 POLL_S = 0.5  # the panel redraws this often while a job trains; the job never waits for it
@@ -77,7 +78,7 @@ def _view(ps: PanelState, finish_wait: bool = False) -> RunView | None:
 def controls(ps: PanelState, cfg: RunConfig | None, view: RunView | None) -> None:
     running = view is not None and view.running
     problem = jobs.limits_problem(cfg) if cfg is not None else None
-    a, b, c, note = st.columns([1.3, 1.2, 1.5, 4], vertical_alignment="center")
+    a, b, c, d, note = st.columns([1.3, 1.2, 1.5, 2.2, 4], vertical_alignment="center")
     a.button("Train", key=f"{PREFIX}btn_train", type="primary", icon=":material/play_arrow:", on_click=on_train,
              args=(ps, cfg), disabled=cfg is None or problem is not None,
              help="Start a new run with the sidebar's settings (saved to the run store).")
@@ -86,6 +87,10 @@ def controls(ps: PanelState, cfg: RunConfig | None, view: RunView | None) -> Non
     c.button("Resume", key=f"{PREFIX}btn_resume", icon=":material/replay:", on_click=on_resume, args=(ps,),
              disabled=not (view is not None and view.resumable and not running),
              help="Continue the stopped run from its checkpoint.")
+    if cfg is not None:  # two equal columns to start from: override one key in one of them
+        d.page_link("pages/compare.py", label="Open in Compare", icon=":material/compare:",
+                    query_params=query_from_values(cfg.model_dump()),
+                    help="Compare these settings side by side with a variation of them.")
     if cfg is not None:
         if problem:
             note.error(f"Too large for this server: {plain(problem)}.", icon=":material/block:")

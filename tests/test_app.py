@@ -269,3 +269,9 @@ def test_resume_a_saved_run_in_a_new_session():
     wait(job)
     h = job.view().history
     assert h.recorded_steps()[0] == 0 and h.n > 7  # the charts start from what the run store held
+
+
+def test_open_in_compare_carries_the_settings():
+    at = new_app(cell="lstm", seq_len="80")
+    link = next(e for e in at.get("page_link") if e.proto.label == "Open in Compare")
+    assert link.proto.query_string in ("cell=lstm&seq_len=80", "seq_len=80&cell=lstm")
