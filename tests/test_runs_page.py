@@ -392,3 +392,10 @@ def test_page_switches_with_the_run_names(runs, monkeypatch):
     at = select(at, "broken-run")
     at.button(key="runs_open").click().run()
     assert len(calls) == 2 and "cannot be opened" in texts(at.error)  # said here, not on Explore
+
+
+def test_page_export_of_an_unreadable_run_says_why(runs):
+    at = select(runs_app(), "broken-run")
+    at.button(key="runs_prepare").click().run()
+    assert not at.exception and not at.download_button
+    assert "Could not export `broken-run`" in texts(at.error) and "no status.json" in texts(at.error)
