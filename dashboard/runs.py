@@ -18,6 +18,7 @@ from streamlit.errors import StreamlitAPIException
 
 from rnn_core import store
 from rnn_core.config import ConfigError
+from rnn_core.rules import show
 from rnn_core.view import RunView
 
 from . import jobs
@@ -52,14 +53,15 @@ def live_runs() -> set[str]:
 
 
 def open_saved(name: str) -> RunView | str:
-    """A saved run as a view to draw (Explore's ?run=NAME), or one line saying why it cannot be opened."""
+    """A saved run as a view to draw (Explore's ?run=NAME), or one line saying why it cannot be opened
+    (it echoes `name`, which may come from a link: show it through safe.plain)."""
     try:
         path = store.run_dir(name)
         if not (path / "config.json").is_file():
-            return f"there is no saved run {name!r} in the run store"
+            return f"there is no saved run {show(repr(name))} in the run store"
         return RunView.from_disk(path)
     except (store.RunStoreError, ConfigError, OSError, ValueError, KeyError) as err:
-        return f"run {name!r} cannot be opened: {' '.join(str(err).split())}"
+        return f"run {show(repr(name))} cannot be opened: {show(' '.join(str(err).split()), 300)}"
 
 
 # --- actions (callbacks: they run before the page, so the table already shows their result) -----------
