@@ -23,7 +23,7 @@ from . import jobs
 from .compare_table import DATA_KEYS, diff_rows, summary_rows
 from .compare_url import (LETTERS, MAX_COLS, MIN_COLS, RUNS_KEY, comparison_from_query, query_from_comparison,
                           runs_from_query)
-from .panel import PLOTLY_CONFIG
+from .chart_config import plotly_config
 from .safe import code, plain
 from .schema import build_config, effective_values, widget_specs
 from .state import CompareState, compare_state
@@ -219,7 +219,7 @@ def diff_table(columns: dict[str, dict]) -> None:
 
 def _chart(fig, name: str) -> None:
     st.plotly_chart(fig, key=chart_key(name), width="stretch", height=int(fig.layout.height or 330),
-                    config=PLOTLY_CONFIG)
+                    config=plotly_config(f"compare-{name}"))
 
 
 def draw_status(letter: str, view: RunView) -> None:

@@ -16,6 +16,7 @@ from rnn_core.view import RunView, resumable_runs
 
 from . import jobs
 from .panel import draw_empty, draw_run
+from .runs import open_saved
 from .safe import plain
 from .state import PanelState, panel_state
 from .urlstate import query_from_values
@@ -30,7 +31,7 @@ PREFIX = ""  # Explore's chart and widget keys (chart_heatmap, btn_train, ...)
 def on_train(ps: PanelState, cfg: RunConfig) -> None:
     if ps.job is not None:
         ps.job.stop()
-    ps.start_error = None
+    ps.start_error, ps.saved = None, None
     try:
         ps.job = jobs.start(cfg)
     except (jobs.ServiceError, store.RunStoreError, OSError) as err:
@@ -50,23 +51,24 @@ def on_stop(ps: PanelState) -> None:
 def on_resume(ps: PanelState, name: str | None = None) -> None:
     """Resume the session's stopped run (its charts come back from the store), or a saved run by name."""
     ps.start_error = None
-    name = name or (ps.job.name if ps.job is not None else None)
+    name = name or (ps.job.name if ps.job is not None else ps.saved.name if ps.saved is not None else None)
     if name is None:
         return
     if ps.job is not None and not ps.job.done:
         ps.job.stop()
     try:
-        ps.job = jobs.resume(name)
+        ps.job, ps.saved = jobs.resume(name), None
     except Exception as err:  # noqa: BLE001 - a finished run, a missing checkpoint, a bad file: say so
         ps.start_error = f"Could not resume: {err}"
 
 
 def _view(ps: PanelState, finish_wait: bool = False) -> RunView | None:
-    """The job's view. With `finish_wait`, a job that will end before the next poll is waited
-    for (at most one poll interval), so "Finished" shows when it happens, not up to a poll later."""
+    """The job's view (or the saved run opened from the Runs page). With `finish_wait`, a job that
+    will end before the next poll is waited for (at most one poll interval), so "Finished" shows
+    when it happens, not up to a poll later."""
     job = ps.job
     if job is None:
-        return None
+        return ps.saved
     job.poll()
     if finish_wait and not job.done:
         rate = job.steps_per_second()
@@ -148,9 +150,26 @@ def live_panel(ps: PanelState, cfg: RunConfig | None) -> None:
     panel()
 
 
+def open_from_link(ps: PanelState) -> None:
+    """`?run=NAME` (the Runs page's "Open in Explore"): draw that saved run from disk, resumable
+    when stopped. Read once, before the sidebar reads the link, which would call `run` unknown."""
+    name = st.query_params.get("run")
+    if name is None:
+        return
+    del st.query_params["run"]
+    opened = open_saved(name)
+    if isinstance(opened, str):
+        ps.start_error = f"Could not open the saved run: {opened}"
+        return
+    if ps.job is not None and not ps.job.done:
+        ps.job.stop()
+    ps.job, ps.saved = None, opened
+
+
 def explore_page() -> None:
     jobs.service()
     ps = panel_state("explore")
+    open_from_link(ps)
     cfg, err = config_sidebar()
     saved_runs_sidebar(ps)
     st.title("Explore: gradients through time")

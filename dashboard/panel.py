@@ -17,10 +17,10 @@ from rnn_core.diagnostics import HORIZON_RATIO
 from rnn_core.view import RunView
 
 from . import figures as F
+from .chart_config import plotly_config
 from .run_figures import CHANCE, build_figures
 from .safe import code, plain
 
-PLOTLY_CONFIG = {"displaylogo": False}
 NUMERICS_NOTE = (f"Colour is log10 ‖∂L/∂h_t‖ (exact, from the fused kernels). An exact zero has no logarithm: it is "
                  f"drawn at the floor {F.FLOOR:g}, in the lowest colour. On CPU, denormals are flushed for speed: "
                  "float32 values below ~1e-38 read as 0. Hover a cell for the raw value.")
@@ -30,9 +30,11 @@ def chart_key(prefix: str, chart: str) -> str:
     return f"{prefix}chart_{chart}"
 
 
-def _chart(fig: go.Figure, key: str) -> None:
-    # A fixed height keeps the page from jumping while a chart is redrawn with new data.
-    st.plotly_chart(fig, key=key, width="stretch", height=int(fig.layout.height or F.HEIGHT), config=PLOTLY_CONFIG)
+def _chart(fig: go.Figure, key: str, name: str = "bptt-lab") -> None:
+    # A fixed height keeps the page from jumping while a chart is redrawn with new data. The
+    # toolbar's camera saves <run name>.png at 3x, for slides.
+    st.plotly_chart(fig, key=key, width="stretch", height=int(fig.layout.height or F.HEIGHT),
+                    config=plotly_config(name))
 
 
 def _ordinal(n: int) -> str:
@@ -152,7 +154,7 @@ def draw_charts(view: RunView, prefix: str = "") -> None:
         for col, name in zip(cols, row):
             if name in figs:
                 with col:
-                    _chart(figs[name], chart_key(prefix, name))
+                    _chart(figs[name], chart_key(prefix, name), view.name)
         if k == 0:
             st.caption(NUMERICS_NOTE)
 

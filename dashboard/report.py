@@ -21,7 +21,7 @@ from rnn_core.view import RunView
 from . import figures as F
 from .run_figures import CHARTS, build_figures
 
-PLOTLY_CONFIG = {"displaylogo": False, "responsive": True}  # as the app's charts (panel.PLOTLY_CONFIG), sized to the page
+PLOTLY_CONFIG = {"displaylogo": False, "responsive": True}  # as the app's charts (chart_config.plotly_config), sized to the page
 PER_DIRECTION = ("heatmap", "gates")  # charts drawn once per layer-direction of a multi-layer run
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; padding: 0 1em; color: #222; }

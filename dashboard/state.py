@@ -11,6 +11,7 @@ import streamlit as st
 
 from rnn_core.config import RunConfig
 from rnn_core.service import Job
+from rnn_core.view import RunView
 
 
 @dataclass
@@ -21,6 +22,7 @@ class PanelState:
     cfg: RunConfig | None = None  # the form's config at the last full run
     timer_on: bool = False  # is the browser's poll timer running (declared by the last full run)
     skip_poll: bool = False  # the rerun that switches the timer off draws without polling
+    saved: RunView | None = None  # a saved run opened from the Runs page, drawn when no job is followed
 
 
 @dataclass

@@ -20,9 +20,12 @@ import itertools
 import multiprocessing as mp
 import os
 import queue
+import sys
 import threading
 import time
+import types
 from collections import deque
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -187,6 +190,26 @@ def _warm_up() -> None:
 
 
 # --- the server side ---------------------------------------------------------------------------
+@contextmanager
+def _no_main_for_children():
+    """A spawned child first re-imports the parent's __main__ module by its file. Under Streamlit
+    that "module" is the app script itself (its script runner installs one as __main__), so every
+    worker ran the whole app in bare mode before training: seconds of start-up and a flood of
+    warnings. While a worker starts, __main__ is a bare module with no file, so the child imports
+    only rnn_core (which is all a worker needs). A real `python -m ...` main has a spec and is
+    left alone (spawn does not re-import a package's __main__)."""
+    main = sys.modules.get("__main__")
+    if main is None or getattr(main, "__spec__", None) is not None or not getattr(main, "__file__", None):
+        yield
+        return
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = main
+
+
+
 @dataclass
 class _Worker:
     index: int
@@ -281,7 +304,10 @@ class TrainingService:
         while time.monotonic() < deadline and any(w.job is not None for w in self._workers):
             time.sleep(0.05)
         for w in self._workers:
-            w.commands.put(None)
+            if self._in_process:
+                w.commands.cancel_join_thread()  # exit never waits on a pipe to a worker that is gone
+            if w.handle.is_alive():
+                w.commands.put(None)
         for w in self._workers:
             w.handle.join(max(0.1, deadline - time.monotonic()))
             if self._in_process and w.handle.is_alive():
@@ -311,12 +337,14 @@ class TrainingService:
             handle = self._ctx.Process(target=_worker_loop, name=f"bptt-lab-worker-{index}", daemon=True,
                                        args=(index, commands, self._results, stop_event, s.torch_threads,
                                              s.publish_every_s, True, s.worker_nice))
+            with _no_main_for_children():
+                handle.start()
         else:
             commands, stop_event = queue.Queue(), threading.Event()
             handle = threading.Thread(target=_worker_loop, name=f"bptt-lab-worker-{index}", daemon=True,
                                       args=(index, commands, self._results, stop_event, s.torch_threads,
                                             s.publish_every_s, False))
-        handle.start()
+            handle.start()
         return _Worker(index, commands, stop_event, handle)
 
     def _dispatch(self) -> None:

@@ -275,3 +275,27 @@ def test_open_in_compare_carries_the_settings():
     at = new_app(cell="lstm", seq_len="80")
     link = next(e for e in at.get("page_link") if e.proto.label == "Open in Compare")
     assert link.proto.query_string in ("cell=lstm&seq_len=80", "seq_len=80&cell=lstm")
+
+
+def test_a_saved_run_opens_from_a_link_and_resumes():
+    tr = Trainer(make_config(seq_len=12, hidden_size=8, steps=300, record_every=1), out_dir=store.run_dir("from-runs"))
+    tr.run(max_steps=6)
+    tr.stop()
+    at = new_app(run="from-runs")
+    assert not at.exception and not at.error and not at.warning  # `run` is read, not an unknown key
+    assert "run" not in at.query_params
+    assert any("Stopped" in i.value for i in at.info)
+    assert panel(at).saved.steps_done == 6
+    assert not at.button(key="btn_resume").disabled
+    at.button(key="btn_resume").click().run()
+    job = panel(at).job
+    wait(job, lambda j: j.steps_done > 6)
+    job.stop()
+    wait(job)
+    assert job.name == "from-runs" and job.view().history.recorded_steps()[0] == 0
+
+
+def test_a_bad_saved_run_link_says_so_in_one_line():
+    at = new_app(run="../etc")
+    assert not at.exception
+    assert any("Could not open the saved run" in unescaped(e.value) for e in at.error)
