@@ -206,3 +206,36 @@ def test_link_values_are_shown_as_text_not_markup(server):
             page.screenshot(path=str(ARTIFACTS / "explore_hostile_link.png"), full_page=False)
         finally:
             browser.close()
+
+
+def test_every_page_renders_without_an_exception(server):
+    """Explore, Compare (live and from saved runs) and Runs, each opened directly; a screenshot of each."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is not installed")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    url, tmp = server
+    from rnn_core import make_config
+    from rnn_core.trainer import Trainer
+
+    for name, cell in (("saved-rnn", "rnn"), ("saved-lstm", "lstm")):
+        Trainer(make_config(cell=cell, steps=30, seq_len=20, hidden_size=8), out_dir=tmp / "runs" / name).run()
+    pages = [("explore", "/", "Explore: gradients through time"),
+             ("compare", "/compare?seq_len=20&a.cell=lstm", "What differs"),
+             ("compare_saved", "/compare?runs=saved-rnn,saved-lstm", "saved-lstm"),
+             ("runs", "/runs", "Runs: every saved run")]
+    with sync_api.sync_playwright() as pw:
+        browser = _launch(sync_api, pw)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            for shot, path, text in pages:
+                page.goto(url + path, timeout=60_000)
+                page.get_by_text(text).first.wait_for(timeout=60_000)
+                page.wait_for_timeout(2500)  # let the charts draw
+                _no_exception(page)
+                ARTIFACTS.mkdir(exist_ok=True)
+                page.screenshot(path=str(ARTIFACTS / f"page_{shot}.png"), full_page=True)
+            # the page menu names the pages by their titles (not the files in pages/)
+            nav = page.locator('[data-testid="stSidebarNav"]').inner_text()
+            assert "Explore" in nav and "Compare" in nav and "Runs" in nav and "streamlit app" not in nav.lower()
+        finally:
+            browser.close()
