@@ -41,32 +41,42 @@ def _ordinal(n: int) -> str:
     return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
 
 
+def _empty_figures(cfg: RunConfig | None) -> dict[str, go.Figure]:
+    figs = {"heatmap": F.empty_figure("‖∂L/∂h_t‖ through time", "timestep t", "training step"),
+            "profile": F.empty_figure("Latest gradient profile", "timestep t", "‖∂L/∂h_t‖ (log)", log_y=True),
+            "gates": F.empty_figure("Gates / hidden-state saturation", "timestep t", "fraction",
+                                    extra_height=F.GATES_EXTRA if cfg is not None and cfg.cell != "rnn" else 0),
+            "clipping": F.empty_figure("Clipping telemetry: global gradient norm", "training step", "‖∇θ L‖ (log)",
+                                       log_y=True),
+            "loss": F.empty_figure("Loss", "training step", "loss (log)", log_y=True)}
+    if cfg is not None and cfg.attention != "none":
+        figs["attention"] = F.empty_figure("Attention", "key timestep t", "query")
+    elif cfg is not None and cfg.task in CHANCE:
+        figs["accuracy"] = F.empty_figure("Validation accuracy", "training step", "accuracy")
+    return figs
+
+
+def _layout(figs: dict[str, go.Figure], prefix: str, name: str) -> None:
+    """The charts in their fixed rows. The empty frames and the filled charts stand at the same
+    places in the page (after the same two containers), so the browser updates each chart in place
+    (Plotly.react) instead of building it anew: on a busy 2-core machine that was seconds."""
+    rows = [("heatmap", "profile"), ("gates", "clipping"), ("loss", "attention" if "attention" in figs else "accuracy")]
+    for k, row in enumerate(rows):
+        cols = st.columns(2)
+        for col, chart in zip(cols, row):
+            if chart in figs:
+                with col:
+                    _chart(figs[chart], chart_key(prefix, chart), name)
+        if k == 0:
+            st.caption(NUMERICS_NOTE)
+
+
 def draw_empty(cfg: RunConfig | None, prefix: str = "") -> None:
     """Chart frames before any run: the first Plotly chart on a page costs ~2 s to load plotly.js."""
-    st.info("Set the knobs in the sidebar and press **Train**. The charts below fill in as the model trains.")
-    left, right = st.columns(2)
-    with left:
-        _chart(F.empty_figure("‖∂L/∂h_t‖ through time", "timestep t", "training step"), chart_key(prefix, "heatmap"))
-    with right:
-        _chart(F.empty_figure("Latest gradient profile", "timestep t", "‖∂L/∂h_t‖ (log)", log_y=True),
-               chart_key(prefix, "profile"))
-    left, right = st.columns(2)
-    with left:
-        _chart(F.empty_figure("Gates / hidden-state saturation", "timestep t", "fraction",
-                              extra_height=F.GATES_EXTRA if cfg is not None and cfg.cell != "rnn" else 0),
-               chart_key(prefix, "gates"))
-    with right:
-        _chart(F.empty_figure("Clipping telemetry: global gradient norm", "training step", "‖∇θ L‖ (log)", log_y=True),
-               chart_key(prefix, "clipping"))
-    left, right = st.columns(2)
-    with left:
-        _chart(F.empty_figure("Loss", "training step", "loss (log)", log_y=True), chart_key(prefix, "loss"))
-    if cfg is not None and cfg.attention != "none":
-        with right:
-            _chart(F.empty_figure("Attention", "key timestep t", "query"), chart_key(prefix, "attention"))
-    elif cfg is not None and cfg.task in CHANCE:
-        with right:
-            _chart(F.empty_figure("Validation accuracy", "training step", "accuracy"), chart_key(prefix, "accuracy"))
+    with st.container():  # the status slot of draw_run
+        st.info("Set the knobs in the sidebar and press **Train**. The charts below fill in as the model trains.")
+    st.container()  # the metrics slot
+    _layout(_empty_figures(cfg), prefix, "bptt-lab")
 
 
 def draw_status(view: RunView, estimate: str | None = None) -> None:
@@ -138,28 +148,24 @@ def draw_metrics(view: RunView) -> None:
                        help=f"Share of validation sequences classified right; chance is {100 * chance:.0f} %.")
 
 
-def draw_charts(view: RunView, prefix: str = "") -> None:
-    cfg = view.cfg
-    D = 2 if cfg.bidirectional else 1
-    ld = cfg.layers * D
+def _pick(view: RunView, prefix: str) -> int:
+    D = 2 if view.cfg.bidirectional else 1
+    ld = view.cfg.layers * D
+    if ld == 1:
+        return 0
     names = F.direction_labels(ld, D)
-    pick = 0
-    if ld > 1:
-        pick = st.selectbox("Layer and direction shown in the heatmap and gate charts", range(ld),
-                            format_func=lambda k: names[k], key=f"{prefix}view_ld")
-    figs = build_figures(view, pick)
-    rows = [("heatmap", "profile"), ("gates", "clipping"), ("loss", "attention" if "attention" in figs else "accuracy")]
-    for k, row in enumerate(rows):
-        cols = st.columns(2)
-        for col, name in zip(cols, row):
-            if name in figs:
-                with col:
-                    _chart(figs[name], chart_key(prefix, name), view.name)
-        if k == 0:
-            st.caption(NUMERICS_NOTE)
+    return st.selectbox("Layer and direction shown in the heatmap and gate charts", range(ld),
+                        format_func=lambda k: names[k], key=f"{prefix}view_ld")
+
+
+def draw_charts(view: RunView, prefix: str = "", pick: int = 0) -> None:
+    _layout(build_figures(view, pick), prefix, view.name)
 
 
 def draw_run(view: RunView, prefix: str = "", estimate: str | None = None) -> None:
-    draw_status(view, estimate)
-    draw_metrics(view)
-    draw_charts(view, prefix)
+    with st.container():
+        draw_status(view, estimate)
+    with st.container():
+        draw_metrics(view)
+        pick = _pick(view, prefix)
+    draw_charts(view, prefix, pick)
