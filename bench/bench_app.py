@@ -5,7 +5,7 @@
     python bench/bench_app.py first-chart         # serve the app, click Train in Chromium, time the heatmap
     python bench/bench_app.py first-chart --full-run   # also click to "Finished", against the run's compute
 
-`memory` feeds StepRecords shaped exactly like the default config's (adding, rnn, 1 layer, T=50,
+`memory` feeds StepRecords shaped exactly like the default config's (adding, rnn, 1 layer, T=50) with
 record_every=1) into rnn_core.history.History and prints the bytes its numpy arrays hold.
 `--real N` also trains N real steps and checks the synthetic records have the same arrays.
 The same records are fed to rnn_core's Recorder, which the session's Trainer keeps for the
@@ -67,7 +67,7 @@ def memory(steps: int, real: int) -> None:
     if real:
         from rnn_core.trainer import Trainer
 
-        tr = Trainer(make_config(steps=max(real, 1)))
+        tr = Trainer(make_config(steps=max(real, 1), record_every=1))  # every step recorded: the worst case
         hr = History()
         for _ in range(real):
             rec = tr.step()
