@@ -6,7 +6,7 @@
     python bench/bench_app.py first-chart --full-run   # also click to "Finished", against the run's compute
 
 `memory` feeds StepRecords shaped exactly like the default config's (adding, rnn, 1 layer, T=50) with
-record_every=1) into rnn_core.history.History and prints the bytes its numpy arrays hold.
+record_every=1 into rnn_core.history.History and prints the bytes its numpy arrays hold.
 `--real N` also trains N real steps and checks the synthetic records have the same arrays.
 The same records are fed to rnn_core's Recorder, which the session's Trainer keeps for the
 run store (every metrics row, a bounded set of recorded steps): it is printed too, because it
