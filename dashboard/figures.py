@@ -339,7 +339,7 @@ def clipping_figure(steps: np.ndarray, pre: np.ndarray, post: np.ndarray, clippe
     elif clip > 0:
         notes.append(dict(text=f"value mode clamps each entry to ±{clip:g}: no global threshold", showarrow=False,
                           xref="paper", yref="paper", x=0.01, y=0.98, xanchor="left"))
-    return finish(traces, _layout("Clipping telemetry: global gradient norm", "training step", "‖∇θ L‖ (log)",
+    return finish(traces, _layout("Clipping: global gradient norm", "training step", "‖∇θ L‖ (log)",
                                   log_y=True, uirev="clipping", annotations=notes), big)
 
 

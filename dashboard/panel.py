@@ -46,7 +46,7 @@ def _empty_figures(cfg: RunConfig | None) -> dict[str, go.Figure]:
             "profile": F.empty_figure("Latest gradient profile", "timestep t", "‖∂L/∂h_t‖ (log)", log_y=True),
             "gates": F.empty_figure("Gates / hidden-state saturation", "timestep t", "fraction",
                                     extra_height=F.GATES_EXTRA if cfg is not None and cfg.cell != "rnn" else 0),
-            "clipping": F.empty_figure("Clipping telemetry: global gradient norm", "training step", "‖∇θ L‖ (log)",
+            "clipping": F.empty_figure("Clipping: global gradient norm", "training step", "‖∇θ L‖ (log)",
                                        log_y=True),
             "loss": F.empty_figure("Loss", "training step", "loss (log)", log_y=True)}
     if cfg is not None and cfg.attention != "none":
