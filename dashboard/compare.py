@@ -24,6 +24,7 @@ from .compare_table import DATA_KEYS, diff_rows, summary_rows
 from .compare_url import (LETTERS, MAX_COLS, MIN_COLS, RUNS_KEY, comparison_from_query, query_from_comparison,
                           runs_from_query)
 from .chart_config import plotly_config
+from .panel import chart_format, chart_format_control
 from .safe import code, plain
 from .schema import build_config, effective_values, widget_specs
 from .state import CompareState, compare_state
@@ -219,7 +220,7 @@ def diff_table(columns: dict[str, dict]) -> None:
 
 def _chart(fig, name: str) -> None:
     st.plotly_chart(fig, key=chart_key(name), width="stretch", height=int(fig.layout.height or 330),
-                    config=plotly_config(f"compare-{name}"))
+                    config=plotly_config(f"compare-{name}", chart_format()))
 
 
 def draw_status(letter: str, view: RunView) -> None:
@@ -333,3 +334,4 @@ def compare_page() -> None:
         saved_page(cs)
     else:
         live_page(cs)
+    chart_format_control()

@@ -15,7 +15,7 @@ from rnn_core.config import RunConfig
 from rnn_core.view import RunView, resumable_runs
 
 from . import jobs
-from .panel import draw_empty, draw_run
+from .panel import chart_format_control, draw_empty, draw_run
 from .runs import open_saved
 from .safe import plain
 from .state import PanelState, panel_state
@@ -172,6 +172,7 @@ def explore_page() -> None:
     open_from_link(ps)
     cfg, err = config_sidebar()
     saved_runs_sidebar(ps)
+    chart_format_control()
     st.title("Explore: gradients through time")
     st.caption("Pick a cell, an initialisation and a sequence length, press **Train**, and watch the exact "
                "per-timestep gradient ‖∂L/∂h_t‖ vanish, survive or explode. Every setting is in the link: "

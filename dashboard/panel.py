@@ -20,6 +20,7 @@ from . import figures as F
 from .chart_config import plotly_config
 from .run_figures import CHANCE, build_figures
 from .safe import code, plain
+from .state import KEYS
 
 NUMERICS_NOTE = (f"Colour is log10 ‖∂L/∂h_t‖ (exact, from the fused kernels). An exact zero has no logarithm: it is "
                  f"drawn at the floor {F.FLOOR:g}, in the lowest colour. On CPU, denormals are flushed for speed: "
@@ -34,7 +35,18 @@ def _chart(fig: go.Figure, key: str, name: str = "bptt-lab") -> None:
     # A fixed height keeps the page from jumping while a chart is redrawn with new data. The
     # toolbar's camera saves <run name>.png at 3x, for slides.
     st.plotly_chart(fig, key=key, width="stretch", height=int(fig.layout.height or F.HEIGHT),
-                    config=plotly_config(name))
+                    config=plotly_config(name, chart_format()))
+
+
+def chart_format() -> str:
+    return st.session_state.get(KEYS.chart_format, "png")
+
+
+def chart_format_control() -> None:
+    """The sidebar's choice of what a chart's camera button saves: PNG at 3x for slides, or SVG."""
+    st.sidebar.radio("Chart downloads", ["png", "svg"], horizontal=True, key=KEYS.chart_format,
+                     help="What the camera button above each chart saves, named after the run: "
+                          "PNG at 3x the drawn size (for slides) or SVG (vector, for papers).")
 
 
 def _ordinal(n: int) -> str:

@@ -30,6 +30,7 @@ class SessionKeys:
     values: str = "values"  # every config field's value, outliving the widgets (widgets.py)
     url_warnings: str = "url_warnings"
     url_snapshot: str = "url_snapshot"
+    chart_format: str = "chart_format"  # png or svg: what a chart's camera button saves (panel.chart_format_control)
 
 
 KEYS = SessionKeys()

@@ -299,3 +299,21 @@ def test_a_bad_saved_run_link_says_so_in_one_line():
     at = new_app(run="../etc")
     assert not at.exception
     assert any("Could not open the saved run" in unescaped(e.value) for e in at.error)
+
+
+def test_chart_downloads_are_png_for_slides_or_svg_named_after_the_run():
+    import json
+
+    at = new_app(seq_len="12", hidden_size="8", steps="10")
+    at.button(key="btn_train").click().run()
+    wait(panel(at).job)
+    at.run()
+
+    def image_options():
+        chart = next(e for e in at.get("plotly_chart") if "chart_heatmap" in e.proto.id)
+        return json.loads(chart.proto.config)["toImageButtonOptions"]
+
+    name = panel(at).job.name
+    assert image_options() == {"format": "png", "filename": name, "scale": 3}
+    at.radio(key="chart_format").set_value("svg").run()
+    assert image_options() == {"format": "svg", "filename": name}
