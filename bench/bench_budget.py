@@ -1,5 +1,6 @@
 """How good is rnn_core.budget's estimate? Each config trains 3 steps in a fresh process (one
-torch thread); its peak resident memory and its step time are printed beside the estimate.
+torch thread); its peak resident memory and its step time are printed beside the estimate, as the
+app shows it (the reference constants, not calibrated to the moment's load).
 
     python bench/bench_budget.py
 """
@@ -36,7 +37,6 @@ print(json.dumps({"peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1
 
 
 def main() -> None:
-    budget.calibrate()
     print("| config | estimated memory | peak RSS | estimated step | measured step (median of 3, eval included) |")
     print("|---|---|---|---|---|")
     for kw in CASES:

@@ -27,6 +27,9 @@ BASE_BYTES = 400 * 2**20  # the process itself: torch, the model, the recorder's
 STEP_OVERHEAD_S = 0.004  # Python and dispatch per step (measured ~4-8 ms for a tiny model)
 PER_TIMESTEP_S = 6e-6  # per timestep and layer-direction: the scans and the kernels' time loops
 REFERENCE_FLOPS_PER_S = 25e9  # fused fwd+bwd+read on the 2-core CPU this was fitted on, 1 thread
+# How much slower than its FLOPs each cell's kernels and reads run there (bench/bench_budget.py at
+# T=1000, H=256: the GRU's reset-gate product and scans, the RNN's ATen loop; oneDNN's LSTM is close)
+CELL_TIME_FACTOR = {"rnn": 1.7, "lstm": 1.15, "gru": 2.7}
 REFERENCE_PROBE_FLOPS_PER_S = 150e9  # what calibrate()'s matmul probe read on that machine
 INPUT_SIZE = {"adding": 2, "copy": 10, "temporal_order": 8, "sine": 1}  # digits, charlm: below
 
@@ -84,7 +87,7 @@ def estimate(cfg: RunConfig, flops_per_s: float | None = None) -> Estimate:
     rate = flops_per_s or _rate or REFERENCE_FLOPS_PER_S
     ld = cfg.layers * (2 if cfg.bidirectional else 1)
     units = cfg.seq_len * cfg.batch_size * cfg.hidden_size * ld
-    step = STEP_OVERHEAD_S + PER_TIMESTEP_S * cfg.seq_len * ld + flops_per_step(cfg) / rate
+    step = STEP_OVERHEAD_S + PER_TIMESTEP_S * cfg.seq_len * ld + CELL_TIME_FACTOR[cfg.cell] * flops_per_step(cfg) / rate
     nbytes = int(BASE_BYTES + BYTES_PER_UNIT[cfg.cell] * units)
     return Estimate(nbytes, step, step * cfg.steps)
 

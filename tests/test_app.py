@@ -1,8 +1,8 @@
 """The Explore page under streamlit.testing.v1.AppTest: controls, Train / Stop / Resume, links.
 
 AppTest runs the whole script on each .run(), fragment included (its run_every timer does not
-tick here), so every .run() of a running session is one training tick. dashboard.live.tick is
-what the fragment calls; it is tested directly at the end.
+tick here). Training happens in the server's training service (threads here: see conftest), so a
+test that trains waits on the job with a bounded loop, then runs the page again to draw it.
 """
 from __future__ import annotations
 
