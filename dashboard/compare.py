@@ -23,8 +23,7 @@ from . import jobs
 from .compare_table import DATA_KEYS, diff_rows, summary_rows
 from .compare_url import (LETTERS, MAX_COLS, MIN_COLS, RUNS_KEY, comparison_from_query, query_from_comparison,
                           runs_from_query)
-from .chart_config import plotly_config
-from .panel import chart_format, chart_format_control
+from .panel import chart_format_control, chart_key, draw_chart, ordinal
 from .safe import code, plain
 from .schema import build_config, effective_values, widget_specs
 from .state import CompareState, compare_state
@@ -39,14 +38,6 @@ HIGHLIGHT = "background-color: rgba(255, 196, 0, 0.25)"
 
 def col_prefix(letter: str) -> str:
     return f"{PREFIX}{letter}_"
-
-
-def chart_key(name: str) -> str:
-    return f"{PREFIX}chart_{name}"
-
-
-def _ordinal(n: int) -> str:
-    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
 
 
 # --- first run: the link --------------------------------------------------------------------
@@ -219,13 +210,12 @@ def diff_table(columns: dict[str, dict]) -> None:
 
 
 def _chart(fig, name: str) -> None:
-    st.plotly_chart(fig, key=chart_key(name), width="stretch", height=int(fig.layout.height or 330),
-                    config=plotly_config(f"compare-{name}", chart_format()))
+    draw_chart(fig, chart_key(PREFIX, name), f"compare-{name}")
 
 
 def draw_status(letter: str, view: RunView) -> None:
     if view.state == "queued":
-        st.info(f"{letter}: queued: {_ordinal(max(1, view.position))}", icon=":material/hourglass_top:")
+        st.info(f"{letter}: queued: {ordinal(max(1, view.position))}", icon=":material/hourglass_top:")
     elif view.error:
         st.error(f"{letter}: failed at step {view.steps_done}: {plain(view.error, limit=200)}")
     elif view.state == "diverged":
@@ -268,15 +258,14 @@ def live_columns(cs: CompareState) -> None:
     cs.timer_on = timer_on
     letters = list(LETTERS[: len(cs.overrides)])
 
+    fresh = [views]  # this full run's views: its own panel draws them; the fragment's later reruns poll
+
     @st.fragment(run_every=POLL_S if timer_on else None)
     def panel() -> None:
-        skip = cs.skip_poll
-        cs.skip_poll = False
-        v = views if skip else live_views(cs)
+        v = fresh.pop() if fresh else live_views(cs)
         draw_comparison(v, letters)
         if cs.timer_on and not any(x.running for x in v.values()):
-            cs.skip_poll = True  # the whole page, to switch the timer off and update the buttons
-            st.rerun()
+            st.rerun()  # the whole page, to switch the timer off and update the buttons
 
     panel()
 

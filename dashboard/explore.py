@@ -131,21 +131,18 @@ def live_panel(ps: PanelState, cfg: RunConfig | None) -> None:
     timer_on = view is not None and view.running
     ps.cfg, ps.timer_on = cfg, timer_on
 
+    fresh = [view]  # this full run's view: its own panel draws it; the fragment's later reruns poll
+
     @st.fragment(run_every=POLL_S if timer_on else None)
     def panel() -> None:
-        skip = ps.skip_poll
-        ps.skip_poll = False
-        v = view if skip else _view(ps, finish_wait=True)
+        v = fresh.pop() if fresh else _view(ps, finish_wait=True)
         if v is None:
             draw_empty(ps.cfg, PREFIX)
             return
         estimate = budget.estimate(v.cfg).describe() if v.running else None
         draw_run(v, PREFIX, estimate)
         if not v.running and ps.timer_on:
-            # The whole page, to switch the timer off and update the buttons; that run draws the
-            # same view without polling, so the browser has nothing new to plot.
-            ps.skip_poll = True
-            st.rerun()
+            st.rerun()  # the whole page, to switch the timer off and update the buttons
 
     panel()
 

@@ -31,7 +31,7 @@ def chart_key(prefix: str, chart: str) -> str:
     return f"{prefix}chart_{chart}"
 
 
-def _chart(fig: go.Figure, key: str, name: str = "bptt-lab") -> None:
+def draw_chart(fig: go.Figure, key: str, name: str = "bptt-lab") -> None:
     # A fixed height keeps the page from jumping while a chart is redrawn with new data. The
     # toolbar's camera saves <run name>.png at 3x, for slides.
     st.plotly_chart(fig, key=key, width="stretch", height=int(fig.layout.height or F.HEIGHT),
@@ -49,7 +49,7 @@ def chart_format_control() -> None:
                           "PNG at 3x the drawn size (for slides) or SVG (vector, for papers).")
 
 
-def _ordinal(n: int) -> str:
+def ordinal(n: int) -> str:
     return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
 
 
@@ -78,7 +78,7 @@ def _layout(figs: dict[str, go.Figure], prefix: str, name: str) -> None:
         for col, chart in zip(cols, row):
             if chart in figs:
                 with col:
-                    _chart(figs[chart], chart_key(prefix, chart), name)
+                    draw_chart(figs[chart], chart_key(prefix, chart), name)
         if k == 0:
             st.caption(NUMERICS_NOTE)
 
@@ -94,7 +94,7 @@ def draw_empty(cfg: RunConfig | None, prefix: str = "") -> None:
 def draw_status(view: RunView, estimate: str | None = None) -> None:
     name = code(view.name, limit=80)
     if view.state == "queued":
-        st.info(f"Queued: {_ordinal(max(1, view.position))} in line. Every training worker of this server is busy; "
+        st.info(f"Queued: {ordinal(max(1, view.position))} in line. Every training worker of this server is busy; "
                 "this run starts when one is free.", icon=":material/hourglass_top:")
     elif view.state == "running" and view.steps_done == 0:
         st.info("First step running…" + (f" (estimate: {plain(estimate)})" if estimate else ""),

@@ -21,7 +21,6 @@ class PanelState:
     start_error: str | None = None  # why the last Train / Resume did not start, shown once
     cfg: RunConfig | None = None  # the form's config at the last full run
     timer_on: bool = False  # is the browser's poll timer running (declared by the last full run)
-    skip_poll: bool = False  # the rerun that switches the timer off draws without polling
     saved: RunView | None = None  # a saved run opened from the Runs page, drawn when no job is followed
 
 
@@ -55,7 +54,6 @@ class CompareState:
     runs: list | None = None  # ?runs=: the saved runs compared (None: live columns)
     last_query: dict | None = None  # the link this page last wrote: another one (from Explore) is read anew
     timer_on: bool = False  # is the browser's poll timer running (declared by the last full run)
-    skip_poll: bool = False  # the rerun that switches the timer off draws without polling
 
 
 def compare_state() -> CompareState:
