@@ -20,7 +20,7 @@ from rnn_core.view import RunView
 
 from . import figures as F
 from .chart_layout import finish, series_mode
-from .run_figures import _profile_arrays
+from .run_figures import profile_arrays
 
 COLUMN_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")  # a, b, c, d in every overlay
 RECENT_STEPS = 200  # the norm chart's y range covers this many latest steps
@@ -95,7 +95,7 @@ def profiles_figure(views: Views) -> go.Figure:
     measured profiles': an envelope cannot widen it."""
     traces, dashed, measured = [], [], []
     for k, v in views.items():
-        arrays, step, _ = _profile_arrays(v.history)
+        arrays, step, _ = profile_arrays(v.history)
         if "timestep_grads" not in arrays:
             continue
         row = np.asarray(arrays["timestep_grads"], dtype=np.float64)[0]
@@ -103,7 +103,7 @@ def profiles_figure(views: Views) -> go.Figure:
         measured.append(shown)
         t = np.arange(len(row))
         name = f"{k}: {v.cfg.cell}" + (f", step {step}" if step is not None else "")
-        traces.append(go.Scatter(x=t, y=F._finite_or_none(shown), name=name, legendgroup=k,
+        traces.append(go.Scatter(x=t, y=F.finite_or_none(shown), name=name, legendgroup=k,
                                  line=dict(color=colour(k)),
                                  hovertemplate=f"{k}<br>t = %{{x}}<br>‖∂L/∂h_t‖ = %{{y:.3e}}<extra></extra>",
                                  **series_mode(shown)))
@@ -111,15 +111,15 @@ def profiles_figure(views: Views) -> go.Figure:
         if radius is not None:
             gamma = float(np.asarray(radius)[0, F.CANDIDATE_BLOCK.get(v.cfg.cell, 0)])
             env = F.linear_envelope(row, gamma)
-            dashed.append(go.Scatter(x=t, y=F._finite_or_none(env), name=F.ENVELOPE, legendgroup="envelope",
+            dashed.append(go.Scatter(x=t, y=F.finite_or_none(env), name=F.ENVELOPE, legendgroup="envelope",
                                      showlegend=not dashed, line=dict(color=colour(k), dash="dash", width=1.5),
                                      hovertemplate=f"{k}: envelope, γ = {gamma:.3g}<br>t = %{{x}}"
                                                    "<br>%{y:.3e}<extra></extra>", **series_mode(env, 3)))
-    layout = F._layout("Latest gradient profiles (layer 1)", "timestep t", "‖∂L/∂h_t‖ (log)", log_y=True,
+    layout = F.base_layout("Latest gradient profiles (layer 1)", "timestep t", "‖∂L/∂h_t‖ (log)", log_y=True,
                        uirev="cmp_profile")
     y_range = log_range(np.concatenate(measured)) if measured else None
     if y_range is None:
-        layout["annotations"] = [F._centre_note("no recorded step yet" if not measured else F.DIVERGED)]
+        layout["annotations"] = [F.centre_note("no recorded step yet" if not measured else F.DIVERGED)]
     else:
         layout["yaxis"]["range"] = y_range
     return finish(traces + dashed, layout)
@@ -145,24 +145,24 @@ def losses_figure(views: Views) -> go.Figure:
         steps, loss, val = sc["step"], np.asarray(sc["loss"], float), np.asarray(sc["val_loss"], float)
         idx = F.thin_indices(len(steps), 2000)
         has = np.flatnonzero(np.isfinite(val))
-        traces.append(go.Scatter(x=steps[idx], y=F._finite_or_none(loss[idx]), name=f"{k}: train", legendgroup=k,
+        traces.append(go.Scatter(x=steps[idx], y=F.finite_or_none(loss[idx]), name=f"{k}: train", legendgroup=k,
                                  opacity=0.35, line=dict(color=colour(k), width=1), **series_mode(loss[idx], 3)))
-        traces.append(go.Scatter(x=F._x(steps[has]), y=F._finite_or_none(val[has]), name=f"{k}: validation",
+        traces.append(go.Scatter(x=F.x_values(steps[has]), y=F.finite_or_none(val[has]), name=f"{k}: validation",
                                  legendgroup=k, mode="lines+markers", line=dict(color=colour(k)), marker=dict(size=4)))
         bar = v.summary.get("val_baseline")
         if bar is not None and math.isfinite(bar) and not shared:
-            line = F._hline(span, bar, f"{k}: baseline", dash="dot",
+            line = F.hline(span, bar, f"{k}: baseline", dash="dot",
                             hover=f"{k}: baseline on its validation batch {bar:.4g}")
             line.line.color = colour(k)
             bars.append(line)
     note = None
     if shared:
         bar = next(iter(views.values())).summary["val_baseline"]
-        bars.append(F._hline(span, bar, "baseline on the validation batch (the bar to beat)",
+        bars.append(F.hline(span, bar, "baseline on the validation batch (the bar to beat)",
                              hover=f"baseline on the validation batch: {bar:.4g}"))
     elif bars:
         note = "the columns' tasks or sequence lengths differ, so do their baselines: each is dotted in its colour"
-    layout = F._layout("Loss", "training step", "loss (log)", log_y=True, uirev="cmp_loss")
+    layout = F.base_layout("Loss", "training step", "loss (log)", log_y=True, uirev="cmp_loss")
     return finish(traces + bars, layout, subtitle=note)
 
 
@@ -175,12 +175,12 @@ def norms_figure(views: Views, window: int = RECENT_STEPS) -> go.Figure:
         steps = sc["step"]
         pre, post = np.asarray(sc["grad_norm_pre_clip"], float), np.asarray(sc["grad_norm_post_clip"], float)
         idx = F.thin_indices(len(steps), 2000)
-        traces.append(go.Scatter(x=steps[idx], y=F._finite_or_none(pre[idx]), name=f"{k}: before clipping",
+        traces.append(go.Scatter(x=steps[idx], y=F.finite_or_none(pre[idx]), name=f"{k}: before clipping",
                                  legendgroup=k, line=dict(color=colour(k)), **series_mode(pre[idx])))
-        traces.append(go.Scatter(x=steps[idx], y=F._finite_or_none(post[idx]), name=f"{k}: after clipping",
+        traces.append(go.Scatter(x=steps[idx], y=F.finite_or_none(post[idx]), name=f"{k}: after clipping",
                                  legendgroup=k, line=dict(color=colour(k), dash="dot"), **series_mode(post[idx], 4)))
         recent += [pre, post]
-    layout = F._layout("Global gradient norm ‖∇θ L‖", "training step", "‖∇θ L‖ (log)", log_y=True,
+    layout = F.base_layout("Global gradient norm ‖∇θ L‖", "training step", "‖∇θ L‖ (log)", log_y=True,
                        uirev="cmp_norms")
     y_range = recent_log_range(recent, window)
     if y_range is not None:
@@ -192,7 +192,7 @@ def gates(views: Views, pick: int = 0) -> dict[str, go.Figure]:
     """One gates chart per column (an RNN has no gates: its hidden-state saturation instead)."""
     out = {}
     for k, v in views.items():
-        arrays, step, _ = _profile_arrays(v.history)
+        arrays, step, _ = profile_arrays(v.history)
         cfg = v.cfg
         if "gate_mean" in arrays:
             p = min(pick, len(arrays["gate_mean"]) - 1)

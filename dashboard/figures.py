@@ -108,25 +108,25 @@ def _bin_time(z: np.ndarray, max_cols: int) -> tuple[np.ndarray, np.ndarray]:
     return binned, np.arange(0, T, f)
 
 
-def _finite_or_none(a: np.ndarray) -> list:
+def finite_or_none(a: np.ndarray) -> list:
     """Plotly cannot draw inf on a log axis: send None (a gap) for anything not finite."""
     a = np.asarray(a, dtype=np.float64)
     return [float(v) if math.isfinite(v) else None for v in a]
 
 
-def _x(a: np.ndarray):
+def x_values(a: np.ndarray):
     """x values; an empty selection as a list: to_dict keeps an empty ndarray, so figures would not compare."""
     return a if len(a) else []
 
 
-def _hline(steps: np.ndarray, y: float, name: str, dash: str = "dash", hover: str | None = None) -> go.Scatter:
+def hline(steps: np.ndarray, y: float, name: str, dash: str = "dash", hover: str | None = None) -> go.Scatter:
     """A horizontal reference line as a trace: unlike a shape it needs no log10 of y on a log axis."""
     x = [float(steps[0]), float(steps[-1])] if len(steps) else [0.0, 1.0]
     return go.Scatter(x=x, y=[y, y], mode="lines", name=name, line=dict(color="#555", dash=dash),
                       hovertemplate=f"{hover or name}<extra></extra>")
 
 
-def _layout(title: str, x: str, y: str, log_y: bool = False, uirev: str = "", **extra) -> dict:
+def base_layout(title: str, x: str, y: str, log_y: bool = False, uirev: str = "", **extra) -> dict:
     """The shared layout as one dict: passed to go.Figure at construction, because plotly's
     update_layout / update_xaxes walk and validate the tree again (3/4 of a heatmap's build time).
     Margins, legend and fonts are filled in by chart_layout.finish."""
@@ -135,7 +135,7 @@ def _layout(title: str, x: str, y: str, log_y: bool = False, uirev: str = "", **
                 yaxis=dict(title=dict(text=y), type="log" if log_y else "linear", exponentformat="power"), **extra)
 
 
-def _centre_note(text: str) -> dict:
+def centre_note(text: str) -> dict:
     return dict(text=text, showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5, font=dict(size=14, color="#888"))
 
 
@@ -143,7 +143,7 @@ def empty_figure(title: str, x: str = "", y: str = "", log_y: bool = False, note
                  big: bool = False, extra_height: int = 0) -> go.Figure:
     """A chart frame drawn at page load: it loads plotly.js before the first data arrives.
     Give it the same `big` and `extra_height` (GATES_EXTRA for gates) as the chart that replaces it."""
-    layout = _layout(title, x, y, log_y, annotations=[_centre_note(note)])
+    layout = base_layout(title, x, y, log_y, annotations=[centre_note(note)])
     layout["xaxis"].update(showticklabels=False, showgrid=False, zeroline=False)
     layout["yaxis"].update(showticklabels=False, showgrid=False, zeroline=False)
     return finish([], layout, big, extra_height=extra_height)
@@ -187,7 +187,7 @@ def gradient_heatmap(grads: np.ndarray, steps: np.ndarray, title: str = "‖∂L
         colorscale="Viridis", colorbar=dict(title=dict(text="‖∂L/∂h_t‖"), tickvals=tickvals, ticktext=ticktext),
         hovertemplate=("t = %{x}" + (" (bin start)" if binned else "") +
                        "<br>step %{y}<br>‖∂L/∂h_t‖ = %{customdata:.3e}<extra></extra>"))
-    return finish([heat], _layout(title, "timestep t", "training step", uirev="heatmap"), big)
+    return finish([heat], base_layout(title, "timestep t", "training step", uirev="heatmap"), big)
 
 
 def gradient_profile(profile: np.ndarray, spectral_radius: np.ndarray | None, cell: str, directions: int = 1,
@@ -213,7 +213,7 @@ def gradient_profile(profile: np.ndarray, spectral_radius: np.ndarray | None, ce
         colour = COLOURS[k % len(COLOURS)]
         shown = np.where(row == 0, FLOOR, row)  # an exact zero sits at the floor, not in a gap
         measured.append(shown)
-        traces.append(go.Scatter(x=t, y=_finite_or_none(shown), name=label, line=dict(color=colour), legendgroup=label,
+        traces.append(go.Scatter(x=t, y=finite_or_none(shown), name=label, line=dict(color=colour), legendgroup=label,
                                  hovertemplate="t = %{x}<br>‖∂L/∂h_t‖ = %{y:.3e}<extra>" + label + "</extra>",
                                  **series_mode(shown)))
         if spectral_radius is not None:
@@ -222,15 +222,15 @@ def gradient_profile(profile: np.ndarray, spectral_radius: np.ndarray | None, ce
             envelopes.append(env)
             hover = f"{ENVELOPE}·‖∂L/∂h_T‖, γ = {gamma:.3g} ({block_name}, {label}){caveat}"
             dashed.append(go.Scatter(
-                x=t, y=_finite_or_none(env), name=ENVELOPE, legendgroup="envelope", showlegend=len(envelopes) == 1,
+                x=t, y=finite_or_none(env), name=ENVELOPE, legendgroup="envelope", showlegend=len(envelopes) == 1,
                 line=dict(color=colour, dash="dash", width=1.5),
                 hovertemplate=hover + "<br>t = %{x}<br>envelope = %{y:.3e}<extra></extra>", **series_mode(env, 3)))
-    layout = _layout("Latest gradient profile" + (f" (step {step})" if step is not None else ""), "timestep t",
+    layout = base_layout("Latest gradient profile" + (f" (step {step})" if step is not None else ""), "timestep t",
                      "‖∂L/∂h_t‖ (log)", log_y=True, uirev="profile")
     notes = [note] if note else []
     y_range = _log_range(np.concatenate(measured)) if measured else None
     if y_range is None:
-        layout["annotations"] = [_centre_note(DIVERGED)]
+        layout["annotations"] = [centre_note(DIVERGED)]
     else:
         layout["yaxis"]["range"] = y_range  # from the data only: the envelope cannot widen it
         env = np.concatenate(envelopes) if envelopes else np.zeros(0)
@@ -268,12 +268,12 @@ def gates_figure(gate_mean: np.ndarray, gate_saturation: np.ndarray, cell: str, 
     for k, name in enumerate(names):
         c = COLOURS[k % len(COLOURS)]
         mean, sat = np.asarray(gate_mean[k], dtype=np.float64), np.asarray(gate_saturation[k], dtype=np.float64)
-        traces.append(go.Scatter(x=t, y=_finite_or_none(mean), name=name, line=dict(color=c), legendgroup=name,
+        traces.append(go.Scatter(x=t, y=finite_or_none(mean), name=name, line=dict(color=c), legendgroup=name,
                                  xaxis="x", yaxis="y", **series_mode(mean)))
-        traces.append(go.Scatter(x=t, y=_finite_or_none(sat), name=name, line=dict(color=c, dash="dot"),
+        traces.append(go.Scatter(x=t, y=finite_or_none(sat), name=name, line=dict(color=c, dash="dot"),
                                  legendgroup=name, showlegend=False, xaxis="x2", yaxis="y2", **series_mode(sat)))
     # two stacked panels sharing t, laid out by hand (make_subplots costs more than the traces)
-    layout = _layout(f"Gates{' — ' + label if label else ''}", "", "mean activation", uirev="gates")
+    layout = base_layout(f"Gates{' — ' + label if label else ''}", "", "mean activation", uirev="gates")
     layout["xaxis"].update(anchor="y", domain=[0, 1], matches="x2", showticklabels=False)
     layout["yaxis"].update(domain=[0.55, 1.0])
     layout["xaxis2"] = dict(anchor="y2", domain=[0, 1], title=dict(text="timestep t"))
@@ -288,13 +288,13 @@ def saturation_figure(hidden_saturation: np.ndarray, activation: str, directions
     sat = np.asarray(hidden_saturation, dtype=np.float64)
     what = {"relu": "dead fraction (h = 0)", "linear": "no saturation for a linear cell"}.get(activation, "saturated fraction")
     t = np.arange(sat.shape[-1])
-    traces = [go.Scatter(x=t, y=_finite_or_none(sat[k]), name=label, line=dict(color=COLOURS[k % len(COLOURS)]),
+    traces = [go.Scatter(x=t, y=finite_or_none(sat[k]), name=label, line=dict(color=COLOURS[k % len(COLOURS)]),
                          **series_mode(sat[k]))
               for k, label in enumerate(direction_labels(len(sat), directions))]
     notes = []
     if activation == "linear" or not np.isfinite(sat).any():
-        notes.append(_centre_note("a linear cell never saturates"))
-    layout = _layout(f"Hidden state: {what}", "timestep t", "fraction of units", uirev="saturation", annotations=notes)
+        notes.append(centre_note("a linear cell never saturates"))
+    layout = base_layout(f"Hidden state: {what}", "timestep t", "fraction of units", uirev="saturation", annotations=notes)
     layout["yaxis"]["range"] = [-0.05, 1.05]
     return finish(traces, layout, big)
 
@@ -307,7 +307,7 @@ def attention_figure(attention: np.ndarray, step: int | None = None, *, task: st
     a = np.asarray(attention, dtype=np.float64)
     Q = a.shape[0]
     y = np.arange(Q) - Q + 1  # 0 is the last query; numeric, so the axis type never flips to category
-    layout = _layout("Attention" + (f" (step {step})" if step is not None else ""), "key timestep t",
+    layout = base_layout("Attention" + (f" (step {step})" if step is not None else ""), "key timestep t",
                      "query (relative to the last step)" if Q > 1 else "query", uirev="attention")
     if Q == 1:
         layout["yaxis"].update(tickvals=[0], ticktext=["end"])
@@ -325,21 +325,21 @@ def clipping_figure(steps: np.ndarray, pre: np.ndarray, post: np.ndarray, clippe
     steps, pre, post = np.asarray(steps), np.asarray(pre, dtype=np.float64), np.asarray(post, dtype=np.float64)
     clipped = np.asarray(clipped, dtype=bool)
     idx = thin_indices(len(steps), max_points)
-    traces = [go.Scatter(x=steps[idx], y=_finite_or_none(pre[idx]), name="before clipping",
+    traces = [go.Scatter(x=steps[idx], y=finite_or_none(pre[idx]), name="before clipping",
                          line=dict(color=COLOURS[0]), **series_mode(pre[idx])),
-              go.Scatter(x=steps[idx], y=_finite_or_none(post[idx]), name="after clipping",
+              go.Scatter(x=steps[idx], y=finite_or_none(post[idx]), name="after clipping",
                          line=dict(color=COLOURS[2], dash="dot"), **series_mode(post[idx], 4))]  # dotted: it lies on "before" when nothing is clipped
     hit = np.flatnonzero(clipped)
     hit = hit[thin_indices(len(hit), max_points)]
-    traces.append(go.Scatter(x=_x(steps[hit]), y=_finite_or_none(pre[hit]), mode="markers", name="clipping fired",
+    traces.append(go.Scatter(x=x_values(steps[hit]), y=finite_or_none(pre[hit]), mode="markers", name="clipping fired",
                              marker=dict(color=COLOURS[1], symbol="x", size=7)))
     notes = []
     if clip > 0 and clip_mode == "norm":
-        traces.append(_hline(steps, clip, f"threshold {clip:g}"))
+        traces.append(hline(steps, clip, f"threshold {clip:g}"))
     elif clip > 0:
         notes.append(dict(text=f"value mode clamps each entry to ±{clip:g}: no global threshold", showarrow=False,
                           xref="paper", yref="paper", x=0.01, y=0.98, xanchor="left"))
-    return finish(traces, _layout("Clipping: global gradient norm", "training step", "‖∇θ L‖ (log)",
+    return finish(traces, base_layout("Clipping: global gradient norm", "training step", "‖∇θ L‖ (log)",
                                   log_y=True, uirev="clipping", annotations=notes), big)
 
 
@@ -366,20 +366,20 @@ def loss_figure(steps: np.ndarray, loss: np.ndarray, val_loss: np.ndarray, basel
     idx = thin_indices(len(steps), max_points)
     has_val = np.flatnonzero(np.isfinite(val))
     has_val = has_val[thin_indices(len(has_val), max_points)]
-    traces = [go.Scatter(x=steps[idx], y=_finite_or_none(loss[idx]), name="train",
+    traces = [go.Scatter(x=steps[idx], y=finite_or_none(loss[idx]), name="train",
                          line=dict(color=COLOURS[0]), **series_mode(loss[idx], 4)),
-              go.Scatter(x=_x(steps[has_val]), y=_finite_or_none(val[has_val]), mode="lines+markers", name="validation",
+              go.Scatter(x=x_values(steps[has_val]), y=finite_or_none(val[has_val]), mode="lines+markers", name="validation",
                          line=dict(color=COLOURS[4]), marker=dict(size=4))]
     expected = _in_unit(baseline_name, baseline, loss_unit, bits_per)
     known = math.isfinite(baseline)  # a saved run without a summary has no baseline: no line
     if val_baseline is None or not math.isfinite(val_baseline):
-        traces += [_hline(steps, baseline, f"baseline: {expected}")] if known else []
+        traces += [hline(steps, baseline, f"baseline: {expected}")] if known else []
     else:
         bar = "baseline on the validation batch (the bar to beat)"
-        traces.append(_hline(steps, val_baseline, bar, hover=f"{bar}: {val_baseline:.4g} {loss_unit or ''}".strip()))
-        traces += [_hline(steps, baseline, f"expected baseline: {expected}", dash="dot")] if known else []
+        traces.append(hline(steps, val_baseline, bar, hover=f"{bar}: {val_baseline:.4g} {loss_unit or ''}".strip()))
+        traces += [hline(steps, baseline, f"expected baseline: {expected}", dash="dot")] if known else []
     y_title = f"loss ({loss_unit}, log)" if loss_unit else "loss (log)"
-    return finish(traces, _layout("Loss", "training step", y_title, log_y=True, uirev="loss"), big)
+    return finish(traces, base_layout("Loss", "training step", y_title, log_y=True, uirev="loss"), big)
 
 
 def accuracy_figure(steps: np.ndarray, val_accuracy: np.ndarray, chance: float, max_points: int = 2000, *,
@@ -388,13 +388,13 @@ def accuracy_figure(steps: np.ndarray, val_accuracy: np.ndarray, chance: float, 
     steps, acc = np.asarray(steps), np.asarray(val_accuracy, dtype=np.float64)
     has = np.flatnonzero(np.isfinite(acc))
     has = has[thin_indices(len(has), max_points)]
-    traces = [go.Scatter(x=_x(steps[has]), y=_finite_or_none(acc[has]), name="validation", line=dict(color=COLOURS[4]),
+    traces = [go.Scatter(x=x_values(steps[has]), y=finite_or_none(acc[has]), name="validation", line=dict(color=COLOURS[4]),
                          **series_mode(acc[has], 4)),
-              _hline(steps, chance, f"chance {chance:.3g}")]
-    layout = _layout("Validation accuracy", "training step", "accuracy", uirev="accuracy")
+              hline(steps, chance, f"chance {chance:.3g}")]
+    layout = base_layout("Validation accuracy", "training step", "accuracy", uirev="accuracy")
     layout["yaxis"].update(range=[-0.02, 1.02], tickformat=".0%")
     if len(has) == 0:
-        layout["annotations"] = [_centre_note("no evaluation yet")]
+        layout["annotations"] = [centre_note("no evaluation yet")]
     return finish(traces, layout, big)
 
 

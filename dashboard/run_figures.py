@@ -16,7 +16,7 @@ CHARTS = ("heatmap", "profile", "gates", "attention", "clipping", "loss", "accur
 CHANCE = {"digits": 0.1, "temporal_order": 0.25}  # classification tasks: chance accuracy
 
 
-def _profile_arrays(h) -> tuple[dict, int | None, str | None]:
+def profile_arrays(h) -> tuple[dict, int | None, str | None]:
     """The latest recorded arrays, or the last finite ones when the latest step diverged."""
     latest = h.latest
     grads = latest.get("timestep_grads")
@@ -42,7 +42,7 @@ def build_figures(view: RunView, pick: int = 0, big: bool = False) -> dict[str, 
     else:
         figs["heatmap"] = F.gradient_heatmap(grads[:, pick], h.recorded_steps(),
                                              f"‖∂L/∂h_t‖ through time — {names[pick]}", big=big)
-    arrays, step, note = _profile_arrays(h)
+    arrays, step, note = profile_arrays(h)
     if "timestep_grads" in arrays:
         figs["profile"] = F.gradient_profile(arrays["timestep_grads"], arrays.get("spectral_radius"), cfg.cell, D,
                                              step, note=note, big=big)
