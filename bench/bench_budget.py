@@ -1,6 +1,6 @@
 """How good is rnn_core.budget's estimate? Each config trains 3 steps in a fresh process (one
 torch thread); its peak resident memory and its step time are printed beside the estimate, as the
-app shows it (the reference constants, not calibrated to the moment's load).
+app shows it.
 
     python bench/bench_budget.py
 """

@@ -20,8 +20,6 @@ from rnn_core.service import Job, ServiceError, TrainingService
 @st.cache_resource(show_spinner="Starting the training workers (once per server)…")
 def service() -> TrainingService:
     svc = TrainingService()
-    # No budget.calibrate() here: at server start the workers are importing torch on every core,
-    # and a probe timed then read 10x slow, which would refuse configs this machine serves well.
     _warm_figures()
     atexit.register(svc.shutdown)  # a server that exits stops and saves its runs first
     return svc

@@ -11,11 +11,12 @@ and step time on a 2-core CPU, one torch thread; `bench/bench_budget.py` prints 
 - time: a fixed cost per step, a cost per timestep and layer-direction (the scans and the
   kernels' own loops), and the matmul FLOPs at the machine's measured rate.
 
-Nothing here imports torch unless `calibrate()` is asked to measure the machine.
+Nothing here imports torch. The estimate is not timed against the machine's load of the moment:
+a probe timed at server start, while the workers import torch, read 10x slow and would refuse
+configs this machine serves well.
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 from .config import RunConfig
@@ -30,10 +31,8 @@ REFERENCE_FLOPS_PER_S = 25e9  # fused fwd+bwd+read on the 2-core CPU this was fi
 # How much slower than its FLOPs each cell's kernels and reads run there (bench/bench_budget.py at
 # T=1000, H=256: the GRU's reset-gate product and scans, the RNN's ATen loop; oneDNN's LSTM is close)
 CELL_TIME_FACTOR = {"rnn": 1.7, "lstm": 1.15, "gru": 2.7}
-REFERENCE_PROBE_FLOPS_PER_S = 150e9  # what calibrate()'s matmul probe read on that machine
 INPUT_SIZE = {"adding": 2, "copy": 10, "temporal_order": 8, "sine": 1}  # digits, charlm: below
 
-_rate: float | None = None  # this machine's FLOP rate, once measured
 
 
 @dataclass(frozen=True)
@@ -84,30 +83,12 @@ def flops_per_step(cfg: RunConfig) -> float:
 
 
 def estimate(cfg: RunConfig, flops_per_s: float | None = None) -> Estimate:
-    rate = flops_per_s or _rate or REFERENCE_FLOPS_PER_S
+    rate = flops_per_s or REFERENCE_FLOPS_PER_S
     ld = cfg.layers * (2 if cfg.bidirectional else 1)
     units = cfg.seq_len * cfg.batch_size * cfg.hidden_size * ld
     step = STEP_OVERHEAD_S + PER_TIMESTEP_S * cfg.seq_len * ld + CELL_TIME_FACTOR[cfg.cell] * flops_per_step(cfg) / rate
     nbytes = int(BASE_BYTES + BYTES_PER_UNIT[cfg.cell] * units)
     return Estimate(nbytes, step, step * cfg.steps)
-
-
-def calibrate() -> float:
-    """Measure this machine's matmul rate relative to the reference (a few ms); later estimates use it."""
-    global _rate
-    import torch
-
-    a, b = torch.randn(256, 512), torch.randn(512, 1024)
-    a @ b
-    best = float("inf")
-    for _ in range(5):
-        t0 = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - t0)
-    measured = 2 * 256 * 512 * 1024 / best
-    _rate = REFERENCE_FLOPS_PER_S * measured / REFERENCE_PROBE_FLOPS_PER_S
-    return _rate
-
 
 
 def _size(n: float) -> str:
