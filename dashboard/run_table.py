@@ -25,9 +25,10 @@ from rnn_core.config import DEFAULTS, ConfigError, make_config
 from rnn_core.diagnostics import memory_horizon
 from rnn_core.rules import show
 from rnn_core.summary import outcome
+from rnn_core.view import INTERRUPTED
 
 UNREADABLE = "unreadable"
-INTERRUPTED = "interrupted"  # status.json says running, but no job of this server trains it (view.RESUMABLE)
+# INTERRUPTED: status.json says running, but no job of this server trains it (as RunView.from_disk says)
 # The summary columns, in the order shown; then every config key (rnn_core.config.DEFAULTS).
 # "ran on" is the device the run used (status.json); the config key "device" is the one asked for (auto, ...).
 SUMMARY_COLUMNS = ("name", "status", "verdict", "final loss", "memory horizon", "steps done", "steps", "created",

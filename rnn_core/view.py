@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 
 # States a view can be in: the service's, plus "interrupted" for a run the store says is
 # running but no live job trains (its server was killed): it resumes from its checkpoint.
-RESUMABLE = ("stopped", "interrupted")
+INTERRUPTED = "interrupted"
+RESUMABLE = ("stopped", INTERRUPTED)
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ class RunView:
         status = dict(data.status)
         state = status.get("status", "stopped")
         if state == "running":
-            state = "interrupted"
+            state = INTERRUPTED
             status["reason"] = "the server stopped while this run trained; it resumes from its last checkpoint"
         return cls(Path(path).name, make_config(data.config), state, status, History.from_run(data), Path(path),
                    "disk")
