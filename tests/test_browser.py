@@ -78,8 +78,18 @@ def server(tmp_path):
         log.close()
 
 
-def _launch(sync_api, pw):
-    return pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+@pytest.fixture
+def browser():
+    """Headless Debian Chromium through playwright; the test skips where either is missing."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is not installed")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as pw:
+        launched = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield launched
+        finally:
+            launched.close()
 
 
 def _no_exception(page) -> None:
@@ -104,74 +114,66 @@ def _press(page, locator) -> None:
     page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
 
 
-def test_train_fills_charts_in_browser(server):
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is not installed")
-    sync_api = pytest.importorskip("playwright.sync_api")
+def test_train_fills_charts_in_browser(browser, server):
     url, tmp = server
-    with sync_api.sync_playwright() as pw:
-        browser = _launch(sync_api, pw)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1700})
-            # enough steps that the run cannot finish before the test clicks Stop
-            page.goto(url + "/?seq_len=50&steps=20000", timeout=30_000)
-            # the chart frames are drawn at page load, so plotly.js is in before the click
-            page.wait_for_function(CHART_FRAMES, timeout=60_000)
-            train = page.locator(".st-key-btn_train").get_by_role("button", name="Train")  # keyed widgets get an st-key-<key> class
-            train.wait_for(state="visible", timeout=10_000)
-            page.get_by_text("Estimate:").wait_for(timeout=60_000)  # the training workers are up
-            page.wait_for_timeout(500)  # let the first render settle
-            page.evaluate(RECORD_MOUSEDOWN)
-            _press(page, train)
-            page.wait_for_function(HEATMAP_FILLED, timeout=15_000, polling=20)
-            first_chart_s = time.time() - page.evaluate("() => window.__mousedown") / 1000
-            print(f"\ntime from the Train mousedown to the first filled chart: {first_chart_s:.3f} s")
-            (ARTIFACTS).mkdir(exist_ok=True)
-            (ARTIFACTS / "time_to_first_chart.txt").write_text(f"{first_chart_s:.3f}\n")
-            # while it trains, charts are redrawn every poll: none may dim (Streamlit's stale fade)
-            for _ in range(12):
-                assert page.evaluate(CHARTS_OPAQUE), "a chart dimmed while it was redrawn"
-                page.wait_for_timeout(97)
-            _no_exception(page)
-            assert not page.locator('[data-testid="stStatusWidget"]').is_visible()  # only our own Stop
-            page.screenshot(path=str(ARTIFACTS / "explore_training.png"), full_page=True)
-            text = page.locator('[data-testid="stProgress"]').inner_text()
-            assert "steps/s" in text
-            page.wait_for_timeout(1500)  # the full-page screenshot above keeps the renderer busy for a moment
-            page.evaluate(RECORD_MOUSEDOWN)
-            t0 = time.perf_counter()
-            _press(page, page.locator(".st-key-btn_stop").get_by_role("button", name="Stop"))
-            status = next((tmp / "runs").iterdir()) / "status.json"
-            while json.loads(status.read_text())["status"] != "stopped":  # the worker saved it stopped
-                assert time.perf_counter() - t0 < 30
-                page.wait_for_timeout(20)
-            took_effect = time.perf_counter() - t0
-            saved_at = time.time()
-            page.get_by_text("Stopped:").wait_for(timeout=10_000)
-            banner_at = time.time()
-            down = page.evaluate("() => window.__mousedown") / 1000  # when the click reached the page
-            print(f"Stop: from the mousedown to the run saved as stopped {saved_at - down:.3f} s, to the Stopped "
-                  f"banner {banner_at - down:.3f} s (the test's click call itself took {took_effect - (saved_at - down):.3f} s "
-                  "to reach the busy page)")
-            _no_exception(page)
-            stopped = page.locator('[data-testid="stProgress"]').inner_text()
-            page.wait_for_timeout(1200)  # a few poll intervals: nothing may train any more
-            assert page.locator('[data-testid="stProgress"]').inner_text() == stopped
-            assert page.locator(".st-key-btn_resume").get_by_role("button", name="Resume").is_enabled()
-            page.screenshot(path=str(ARTIFACTS / "explore_stopped.png"), full_page=True)
-            # the address bar follows every change at once, not one change behind
-            page.locator(".st-key-w_cell").click()
-            page.get_by_role("option", name="gru").click()
-            page.wait_for_function("() => location.search.includes('cell=gru')", timeout=10_000)
-            _no_exception(page)
-            # narrow windows: button labels are not cut to "T…"
-            for width, height in ((1280, 720), (700, 900)):
-                page.set_viewport_size({"width": width, "height": height})
-                page.wait_for_timeout(600)
-                assert page.evaluate(LABELS_FIT), f"a button label is truncated at {width} px"
-                page.screenshot(path=str(ARTIFACTS / f"explore_{width}px.png"), full_page=False)
-        finally:
-            browser.close()
+    page = browser.new_page(viewport={"width": 1400, "height": 1700})
+    # enough steps that the run cannot finish before the test clicks Stop
+    page.goto(url + "/?seq_len=50&steps=20000", timeout=30_000)
+    # the chart frames are drawn at page load, so plotly.js is in before the click
+    page.wait_for_function(CHART_FRAMES, timeout=60_000)
+    train = page.locator(".st-key-btn_train").get_by_role("button", name="Train")  # keyed widgets get an st-key-<key> class
+    train.wait_for(state="visible", timeout=10_000)
+    page.get_by_text("Estimate:").wait_for(timeout=60_000)  # the training workers are up
+    page.wait_for_timeout(500)  # let the first render settle
+    page.evaluate(RECORD_MOUSEDOWN)
+    _press(page, train)
+    page.wait_for_function(HEATMAP_FILLED, timeout=15_000, polling=20)
+    first_chart_s = time.time() - page.evaluate("() => window.__mousedown") / 1000
+    print(f"\ntime from the Train mousedown to the first filled chart: {first_chart_s:.3f} s")
+    (ARTIFACTS).mkdir(exist_ok=True)
+    (ARTIFACTS / "time_to_first_chart.txt").write_text(f"{first_chart_s:.3f}\n")
+    # while it trains, charts are redrawn every poll: none may dim (Streamlit's stale fade)
+    for _ in range(12):
+        assert page.evaluate(CHARTS_OPAQUE), "a chart dimmed while it was redrawn"
+        page.wait_for_timeout(97)
+    _no_exception(page)
+    assert not page.locator('[data-testid="stStatusWidget"]').is_visible()  # only our own Stop
+    page.screenshot(path=str(ARTIFACTS / "explore_training.png"), full_page=True)
+    text = page.locator('[data-testid="stProgress"]').inner_text()
+    assert "steps/s" in text
+    page.wait_for_timeout(1500)  # the full-page screenshot above keeps the renderer busy for a moment
+    page.evaluate(RECORD_MOUSEDOWN)
+    t0 = time.perf_counter()
+    _press(page, page.locator(".st-key-btn_stop").get_by_role("button", name="Stop"))
+    status = next((tmp / "runs").iterdir()) / "status.json"
+    while json.loads(status.read_text())["status"] != "stopped":  # the worker saved it stopped
+        assert time.perf_counter() - t0 < 30
+        page.wait_for_timeout(20)
+    took_effect = time.perf_counter() - t0
+    saved_at = time.time()
+    page.get_by_text("Stopped:").wait_for(timeout=10_000)
+    banner_at = time.time()
+    down = page.evaluate("() => window.__mousedown") / 1000  # when the click reached the page
+    print(f"Stop: from the mousedown to the run saved as stopped {saved_at - down:.3f} s, to the Stopped "
+          f"banner {banner_at - down:.3f} s (the test's click call itself took {took_effect - (saved_at - down):.3f} s "
+          "to reach the busy page)")
+    _no_exception(page)
+    stopped = page.locator('[data-testid="stProgress"]').inner_text()
+    page.wait_for_timeout(1200)  # a few poll intervals: nothing may train any more
+    assert page.locator('[data-testid="stProgress"]').inner_text() == stopped
+    assert page.locator(".st-key-btn_resume").get_by_role("button", name="Resume").is_enabled()
+    page.screenshot(path=str(ARTIFACTS / "explore_stopped.png"), full_page=True)
+    # the address bar follows every change at once, not one change behind
+    page.locator(".st-key-w_cell").click()
+    page.get_by_role("option", name="gru").click()
+    page.wait_for_function("() => location.search.includes('cell=gru')", timeout=10_000)
+    _no_exception(page)
+    # narrow windows: button labels are not cut to "T…"
+    for width, height in ((1280, 720), (700, 900)):
+        page.set_viewport_size({"width": width, "height": height})
+        page.wait_for_timeout(600)
+        assert page.evaluate(LABELS_FIT), f"a button label is truncated at {width} px"
+        page.screenshot(path=str(ARTIFACTS / f"explore_{width}px.png"), full_page=False)
     # the run was saved as it went, and the stop left it resumable
     runs = list((tmp / "runs").iterdir())
     assert len(runs) == 1 and (runs[0] / "checkpoint.json").is_file()
@@ -180,39 +182,28 @@ def test_train_fills_charts_in_browser(server):
 HOSTILE = "**bold** [click here to log in](http://example.com/phish) :red[RED] ![img](http://127.0.0.1:9/x.png) $x^2$"
 
 
-def test_link_values_are_shown_as_text_not_markup(server):
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is not installed")
-    sync_api = pytest.importorskip("playwright.sync_api")
+def test_link_values_are_shown_as_text_not_markup(browser, server):
     url, _ = server
     import urllib.parse
 
-    with sync_api.sync_playwright() as pw:
-        browser = _launch(sync_api, pw)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            fetched = []
-            page.on("request", lambda r: fetched.append(r.url) if "127.0.0.1:9/" in r.url else None)
-            query = urllib.parse.urlencode({"cell": HOSTILE, "task": "x" * 10_000})
-            page.goto(f"{url}/?{query}", timeout=30_000)
-            warning = page.locator('[data-testid="stAlert"]').filter(has_text="ignored").first
-            warning.wait_for(timeout=60_000)
-            html = warning.inner_html()
-            assert warning.locator("a[href*='example.com'], img, strong, .katex").count() == 0, html
-            assert "x" * 200 not in warning.inner_text()  # a 10,000-character value is not echoed in full
-            page.wait_for_timeout(500)
-            assert not fetched, fetched
-            _no_exception(page)
-            page.screenshot(path=str(ARTIFACTS / "explore_hostile_link.png"), full_page=False)
-        finally:
-            browser.close()
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    fetched = []
+    page.on("request", lambda r: fetched.append(r.url) if "127.0.0.1:9/" in r.url else None)
+    query = urllib.parse.urlencode({"cell": HOSTILE, "task": "x" * 10_000})
+    page.goto(f"{url}/?{query}", timeout=30_000)
+    warning = page.locator('[data-testid="stAlert"]').filter(has_text="ignored").first
+    warning.wait_for(timeout=60_000)
+    html = warning.inner_html()
+    assert warning.locator("a[href*='example.com'], img, strong, .katex").count() == 0, html
+    assert "x" * 200 not in warning.inner_text()  # a 10,000-character value is not echoed in full
+    page.wait_for_timeout(500)
+    assert not fetched, fetched
+    _no_exception(page)
+    page.screenshot(path=str(ARTIFACTS / "explore_hostile_link.png"), full_page=False)
 
 
-def test_every_page_renders_without_an_exception(server):
+def test_every_page_renders_without_an_exception(browser, server):
     """Explore, Compare (live and from saved runs) and Runs, each opened directly; a screenshot of each."""
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is not installed")
-    sync_api = pytest.importorskip("playwright.sync_api")
     url, tmp = server
     from rnn_core import make_config
     from rnn_core.trainer import Trainer
@@ -223,19 +214,14 @@ def test_every_page_renders_without_an_exception(server):
              ("compare", "/compare?seq_len=20&a.cell=lstm", "What differs"),
              ("compare_saved", "/compare?runs=saved-rnn,saved-lstm", "saved-lstm"),
              ("runs", "/runs", "Runs: every saved run")]
-    with sync_api.sync_playwright() as pw:
-        browser = _launch(sync_api, pw)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            for shot, path, text in pages:
-                page.goto(url + path, timeout=60_000)
-                page.get_by_text(text).first.wait_for(timeout=60_000)
-                page.wait_for_timeout(2500)  # let the charts draw
-                _no_exception(page)
-                ARTIFACTS.mkdir(exist_ok=True)
-                page.screenshot(path=str(ARTIFACTS / f"page_{shot}.png"), full_page=True)
-            # the page menu names the pages by their titles (not the files in pages/)
-            nav = page.locator('[data-testid="stSidebarNav"]').inner_text()
-            assert "Explore" in nav and "Compare" in nav and "Runs" in nav and "streamlit app" not in nav.lower()
-        finally:
-            browser.close()
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    for shot, path, text in pages:
+        page.goto(url + path, timeout=60_000)
+        page.get_by_text(text).first.wait_for(timeout=60_000)
+        page.wait_for_timeout(2500)  # let the charts draw
+        _no_exception(page)
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"page_{shot}.png"), full_page=True)
+    # the page menu names the pages by their titles (not the files in pages/)
+    nav = page.locator('[data-testid="stSidebarNav"]').inner_text()
+    assert "Explore" in nav and "Compare" in nav and "Runs" in nav and "streamlit app" not in nav.lower()
