@@ -35,6 +35,10 @@ class ServiceSettings(BaseSettings):
     worker_nice: int = Field(0, ge=0, le=19, description="nice level of worker processes (higher yields the CPU).")
     # Batches of steps sent from a worker to the pages: often enough for live charts, rarely enough to stay cheap.
     publish_every_s: float = Field(0.1, gt=0, le=10, description="How often a job publishes its new steps.")
+    # Class rooms (rnn_core/rooms.py): a class of 30 with room to spare, a lesson's length with a break.
+    room_size: int = Field(60, ge=1, le=1000, description="Members a class room takes; one more is refused.")
+    room_expire_h: float = Field(4.0, gt=0, le=720, description="A class room expires after this many hours without activity.")
+    room_posts: int = Field(20, ge=1, le=1000, description="Results kept per member of a class room (the latest).")
 
 
 def load_settings() -> ServiceSettings:
