@@ -64,6 +64,12 @@ class RunConfig(BaseModel):
 
     # --- optimisation ------------------------------------------------------
     batch_size: int = Field(32, ge=1, le=1024, description="Sequences per training step.")
+    # 0 keeps the synthetic tasks' endless stream: a model never sees a sequence twice, so it cannot
+    # overfit and the regularisers below have nothing to fix. N > 0 draws N sequences once (from the
+    # seed) and reuses them in reshuffled epochs (a batch larger than what is left of an epoch wraps
+    # into the next), so the gap between the training and the validation loss can open.
+    train_size: int = Field(0, ge=0, le=100_000, description="Training sequences: 0 = fresh ones every step; "
+                            "N = N sequences drawn once from the seed and reused, reshuffled each epoch.")
     # 300 steps train a default run in a few seconds; an IRNN learns the adding task at T=50 in 400
     # (tests/test_verdict.py), an LSTM needs more: a short run shows the gradients, not a solved task.
     steps: int = Field(300, ge=1, le=100_000, description="Training steps.")

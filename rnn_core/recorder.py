@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .records import GROUP_NORM_PREFIX, METRIC, METRIC_COLUMNS, METRICS, pad_time
+from .records import EVALUATED_METRICS, GROUP_NORM_PREFIX, METRIC, METRIC_COLUMNS, METRICS, pad_time
 from .store import atomic_write_csv, atomic_write_npy
 from .thinning import Thinning
 
@@ -42,6 +42,7 @@ class StepRecord:
     group_norms: dict[str, float]
     arrays: dict[str, np.ndarray] | None = None  # this step's per-timestep diagnostics, when recorded
     val_accuracy: float | None = None  # classification tasks, when evaluated
+    train_eval_loss: float | None = None  # train_size > 0, when evaluated: the loss on the training set's head
 
     def row(self) -> dict:
         row = {c: getattr(self, c) for c in METRIC_COLUMNS}
@@ -111,7 +112,7 @@ class Recorder:
         metric = METRIC.get(name)
         if metric is not None and metric.read_as is not float and not math.isnan(v):
             return metric.read_as(v)
-        return None if name in ("val_loss", "val_accuracy") and math.isnan(v) else v
+        return None if name in EVALUATED_METRICS and math.isnan(v) else v
 
     @property
     def rows(self) -> list[dict]:

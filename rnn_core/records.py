@@ -21,6 +21,7 @@ class Metric:
     read_as: type  # metrics.csv stores float64 (NaN for a missing value); a full column reads back as this
     history: Any  # numpy dtype of the page's History column
     doc: str
+    required: bool = True  # False: added later, so a run saved (or exported) before it lacks the column
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,9 @@ METRICS: tuple[Metric, ...] = (
     Metric("lr", float, np.float32, "learning rate of the step"),
     Metric("step_time_ms", float, np.float32, "wall time of the whole step, recording and evaluation included"),
     Metric("seq_len_active", int, np.int32, "sequence length of the step (a curriculum grows it)"),
+    Metric("train_eval_loss", float, np.float32, "train_size > 0: loss on (up to 256 of) the training sequences, "
+                                                 "measured like val_loss (eval mode, no noise); NaN otherwise",
+           required=False),
 )
 GROUP_NORM_PREFIX = "grad_norm/"  # plus one column per parameter group: grad_norm/l0.hh, grad_norm/readout, ...
 
@@ -70,6 +74,8 @@ ARRAYS: tuple[ArrayRecord, ...] = (
 METRIC = {m.name: m for m in METRICS}
 ARRAY = {a.name: a for a in ARRAYS}
 METRIC_COLUMNS = [m.name for m in METRICS]
+REQUIRED_METRIC_COLUMNS = [m.name for m in METRICS if m.required]
+EVALUATED_METRICS = frozenset({"val_loss", "val_accuracy", "train_eval_loss"})  # NaN (None) between evaluations
 TIME_ARRAYS = frozenset(a.name for a in ARRAYS if a.time_last)
 ROW_ARRAYS = tuple(a.name for a in ARRAYS if a.rows and a.name != "recorded_steps")
 LOG_ARRAYS = frozenset(a.name for a in ARRAYS if a.log10)

@@ -166,6 +166,35 @@ def _warm_start_name(v: Mapping[str, Any]) -> str | None:
     return run_name_problem(v["warm_start"]) if v["warm_start"] else None
 
 
+DIGITS_TRAIN_IMAGES = 1500  # tasks.py holds out the last 297 of the 1797 digits (a test checks they agree)
+# A fixed training set is held in memory: train_size × seq_len timesteps, at most 80 MB for copy's
+# one-hot inputs (10 floats a step), 16 MB for adding.
+MAX_TRAIN_TIMESTEPS = 2_000_000
+
+
+def _train_size_curriculum(v: Mapping[str, Any]) -> str | None:
+    growing = v["curriculum"] and relevance("curriculum", v)[0]  # else "no effect" already says it
+    if v["train_size"] and growing:
+        return (f"train_size={v['train_size']} cannot be combined with curriculum=true: a fixed training set has one "
+                "length and the curriculum grows it (use train_size=0 or curriculum=false)")
+    return None
+
+
+def _train_size_digits(v: Mapping[str, Any]) -> str | None:
+    if v["task"] == "digits" and v["train_size"] > DIGITS_TRAIN_IMAGES:
+        return (f"train_size={v['train_size']} is more than task=digits has: {DIGITS_TRAIN_IMAGES} training images, "
+                f"allowed 0..{DIGITS_TRAIN_IMAGES}")
+    return None
+
+
+def _train_size_memory(v: Mapping[str, Any]) -> str | None:
+    if v["train_size"] * v["seq_len"] > MAX_TRAIN_TIMESTEPS:
+        return (f"train_size={v['train_size']} with seq_len={v['seq_len']} would hold "
+                f"{v['train_size'] * v['seq_len']:,} timesteps in memory: allowed train_size 0.."
+                f"{MAX_TRAIN_TIMESTEPS // v['seq_len']} at this seq_len (train_size × seq_len ≤ {MAX_TRAIN_TIMESTEPS:,})")
+    return None
+
+
 CANNOT_COMBINE: dict[str, Callable[[Mapping[str, Any]], str | None]] = {
     "seq_len_min": _seq_len_min,
     "seq_len_fixed": _seq_len_fixed,
@@ -173,6 +202,9 @@ CANNOT_COMBINE: dict[str, Callable[[Mapping[str, Any]], str | None]] = {
     "attention_length": _attention_length,
     "curriculum_start": _curriculum_start,
     "warm_start_name": _warm_start_name,
+    "train_size_curriculum": _train_size_curriculum,
+    "train_size_digits": _train_size_digits,
+    "train_size_memory": _train_size_memory,
 }
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from .config import ConfigError, RunConfig, make_config
-from .records import ARRAY, GROUP_NORM_PREFIX, METRIC_COLUMNS
+from .records import ARRAY, GROUP_NORM_PREFIX, METRIC_COLUMNS, REQUIRED_METRIC_COLUMNS
 from .rules import show
 from .store import STATUSES
 
@@ -141,9 +141,9 @@ def check_metrics(path: Path) -> None:
         df = pd.read_csv(path / "metrics.csv")
     except (ValueError, OSError) as err:  # pandas' parser and empty-data errors are ValueErrors
         raise CheckError(f"metrics.csv is not a readable CSV table ({_one_line(err)})") from None
-    missing = [c for c in METRIC_COLUMNS if c not in df.columns]
+    missing = [c for c in REQUIRED_METRIC_COLUMNS if c not in df.columns]
     if missing:
-        raise CheckError(f"metrics.csv lacks the columns {', '.join(missing)} (required: {', '.join(METRIC_COLUMNS)})")
+        raise CheckError(f"metrics.csv lacks the columns {', '.join(missing)} (required: {', '.join(REQUIRED_METRIC_COLUMNS)})")
     unknown = [c for c in df.columns if c not in METRIC_COLUMNS and not str(c).startswith(GROUP_NORM_PREFIX)]
     if unknown:
         raise CheckError(f"metrics.csv has unknown columns {show(', '.join(map(str, unknown)), 80)} (allowed: "

@@ -26,6 +26,11 @@ def summarize(tr: Any) -> dict:
         "beat_p_value": _finite_or_none(verdict.p_value) if verdict else None,
         "engine": tr.engine, "device": str(tr.device),
     }
+    if tr.cfg.train_size:  # a finite training set: its loss measured like the validation loss, and the gap
+        train = tr.last_train_eval
+        out["final_train_eval_loss"] = train
+        gap = tr.last_val - train if tr.last_val is not None and train is not None else None
+        out["generalization_gap"] = _finite_or_none(gap)  # val − train at the last evaluation: > 0 overfits
     if tr.cfg.task == "charlm":  # cross-entropy in nats / ln 2 = bits per character
         out["final_val_bits_per_char"] = final / math.log(2) if final is not None else None
         out["baseline_bits_per_char"] = tr.spec.baseline / math.log(2)

@@ -89,8 +89,10 @@ def baseline_loss(cfg: "RunConfig", x: torch.Tensor, y: torch.Tensor) -> float:
     return spec(cfg).baseline  # copy, temporal_order: the same for every batch
 
 
-def make_batch(cfg: "RunConfig", gen: torch.Generator, batch_size: int, seq_len: int | None = None, split: str = "train"):
-    """One batch (x, y) on the CPU, drawn from `gen`. `seq_len` overrides cfg.seq_len (curriculum)."""
+def make_batch(cfg: "RunConfig", gen: torch.Generator, batch_size: int, seq_len: int | None = None, split: str = "train",
+               distinct: bool = False):
+    """One batch (x, y) on the CPU, drawn from `gen`. `seq_len` overrides cfg.seq_len (curriculum).
+    `distinct`: digits draws its images without replacement (a fixed training set; at most 1500)."""
     T = seq_len or cfg.seq_len
     B = batch_size
     if cfg.task == "adding":
@@ -100,7 +102,7 @@ def make_batch(cfg: "RunConfig", gen: torch.Generator, batch_size: int, seq_len:
     if cfg.task == "temporal_order":
         return _temporal_order(gen, T, B)
     if cfg.task == "digits":
-        return _digits(gen, B, cfg.digits_mode, split)
+        return _digits(gen, B, cfg.digits_mode, split, distinct)
     if cfg.task == "sine":
         return _sine(gen, T, B, cfg.forecast_steps)
     if cfg.task == "charlm":
@@ -175,9 +177,12 @@ def _digits_prior_entropy() -> float:
     return float(-(p * p.log()).sum())
 
 
-def _digits(gen, B, mode, split):
+def _digits(gen, B, mode, split, distinct=False):
     (images, labels) = _digits_data()[0 if split == "train" else 1]
-    idx = torch.randint(0, len(labels), (B,), generator=gen)
+    if distinct:
+        idx = torch.randperm(len(labels), generator=gen)[:B]
+    else:
+        idx = torch.randint(0, len(labels), (B,), generator=gen)
     img = images[idx]  # (B, 8, 8)
     x = img.reshape(B, 64, 1) if mode == "pixel" else img  # (B, T, I)
     return x.transpose(0, 1).contiguous(), labels[idx]

@@ -39,6 +39,7 @@ from .records import pad_time
 from .recorder import Recorder, StepRecord
 from .summary import summarize
 from .tasks import TaskSpec, make_batch, spec as task_spec
+from .trainset import TrainSet
 from .verdict import accuracy, baseline_losses, sequence_losses
 from .warmstart import apply_freeze, load_warm_start
 
@@ -106,6 +107,13 @@ class Trainer:
         self.val_baseline_losses = baseline_losses(cfg, self.spec, xv, yv)
         self.val_baseline = float(self.val_baseline_losses.mean())  # = tasks.baseline_loss on this batch
         self.val_batch = (xv.to(self.device), yv.to(self.device))
+        # train_size > 0: a fixed set, rebuilt from the seed (a resumed run draws the same one), never
+        # holding a validation sequence; its first 256 sequences are scored like the validation batch
+        self.train_set = TrainSet.draw(cfg, self.spec, (xv, yv)) if cfg.train_size else None
+        self.train_eval_batch = None
+        if self.train_set is not None:
+            xt, yt = self.train_set.head()
+            self.train_eval_batch = (xt.to(self.device), yt.to(self.device))
         self.recorder = Recorder(cfg.seq_len)
         self.step_index = 0  # steps done
         self.status, self.reason = "running", ""
@@ -113,6 +121,7 @@ class Trainer:
         self.best_val, self.bad_evals = math.inf, 0
         self.last_val: float | None = None
         self.last_val_accuracy: float | None = None
+        self.last_train_eval: float | None = None  # train_size > 0: the training set's loss at the last evaluation
         self.val_losses: np.ndarray | None = None  # (B,) the model's loss on each validation sequence, last evaluation
         self.callbacks: dict[str, list[Callable]] = defaultdict(list)
         self._stop_requested = False
@@ -178,7 +187,7 @@ class Trainer:
         if self._stop_requested:  # asked between steps (another thread)
             self._end_by_request(f"stopped by request after step {self.step_index - 1}")
             return None
-        data_state = self.gen.get_state()
+        data_state = (self.gen.get_state(), self.train_set.state() if self.train_set is not None else None)
         buffers = {k: b.detach().clone() for k, b in self.model.named_buffers()}  # batch norm's running stats
         try:
             with torch.random.fork_rng(devices=self._rng_devices()):
@@ -198,9 +207,11 @@ class Trainer:
             self._fire("on_run_end")
         return rec
 
-    def _undo_step(self, data_state: torch.Tensor, buffers: dict) -> None:
+    def _undo_step(self, data_state: tuple, buffers: dict) -> None:
         """Back to the state before the aborted step: data stream, weights, optimizer, buffers, no grads."""
-        self.gen.set_state(data_state)
+        self.gen.set_state(data_state[0])
+        if data_state[1] is not None:  # the epoch's position (and order, if the step began a new epoch)
+            self.train_set.load_state(data_state[1])
         if self._undo is not None:  # the abort came in the evaluation, after the update
             self.model.load_state_dict(self._undo[0])
             self.opt.load_state_dict(self._undo[1])
@@ -218,7 +229,10 @@ class Trainer:
         cfg, s = self.cfg, self.step_index
         t0 = time.perf_counter()
         T = self.seq_len_at(s)
-        x, y = make_batch(cfg, self.gen, cfg.batch_size, T)
+        if self.train_set is not None:  # the fixed set, reshuffled each epoch from the data stream
+            x, y = self.train_set.batch(cfg.batch_size, self.gen)
+        else:  # fresh sequences every step
+            x, y = make_batch(cfg, self.gen, cfg.batch_size, T)
         if cfg.input_noise > 0 and not self.spec.tokens:
             x = x + cfg.input_noise * torch.randn(x.shape, generator=self.gen)
         x, y = x.to(self.device), y.to(self.device)
@@ -249,10 +263,13 @@ class Trainer:
             self.opt.step()
 
         val, acc, per_seq = self.evaluate() if eval_due else (None, None, None)
-        rec = StepRecord(s, loss_v, val, pre, post, clipped, lr, 0.0, T, norms, arrays, acc)
+        train_eval = self.evaluate_train() if eval_due and self.train_set is not None else None
+        rec = StepRecord(s, loss_v, val, pre, post, clipped, lr, 0.0, T, norms, arrays, acc, train_eval)
         self.step_index = s + 1
         if per_seq is not None:
             self.val_losses, self.last_val_accuracy = per_seq, acc
+        if train_eval is not None:
+            self.last_train_eval = train_eval
         self._update_status(rec, diverged, last)
         rec.step_time_ms = (time.perf_counter() - t0) * 1e3  # the whole step, recording and evaluation included
         self.recorder.add(rec)
@@ -298,6 +315,18 @@ class Trainer:
             self.model.train()
         per_seq = sequence_losses(self.spec, pred, yv).double().cpu().numpy()
         return float(task_loss(self.spec, pred, yv)), accuracy(self.spec, pred, yv), per_seq
+
+    @torch.no_grad()
+    def evaluate_train(self) -> float:
+        """The loss on the training set's first 256 sequences, measured as the validation loss is (eval
+        mode: no dropout; no input noise), so the two differ only by what the model has seen."""
+        xt, yt = self.train_eval_batch
+        self.model.eval()
+        try:
+            pred = self.model(xt, self.engine, record=False, interrupt=self._check_stop).pred
+        finally:
+            self.model.train()
+        return float(task_loss(self.spec, pred, yt))
 
     def _update_status(self, rec: StepRecord, diverged: bool, last: bool) -> None:
         if diverged:
@@ -347,6 +376,9 @@ class Trainer:
             "data_rng": self.gen.get_state(),  # training batches and input noise
             "best_val": None if math.isinf(self.best_val) else self.best_val, "bad_evals": self.bad_evals,
             "last_val": self.last_val, "last_val_accuracy": self.last_val_accuracy, "val_losses": self.val_losses,
+            "last_train_eval": self.last_train_eval,
+            # the fixed set is rebuilt from the seed; only where the epoch stands is saved
+            **({"train_set": self.train_set.state()} if self.train_set is not None else {}),
         }
 
     def load_state(self, state: dict) -> None:
@@ -365,6 +397,9 @@ class Trainer:
         self.last_val_accuracy = state.get("last_val_accuracy")
         vl = state.get("val_losses")
         self.val_losses = None if vl is None else np.asarray(vl, np.float64)
+        self.last_train_eval = state.get("last_train_eval")
+        if self.train_set is not None and "train_set" in state:
+            self.train_set.load_state(state["train_set"])
 
     # --- conveniences over persist --------------------------------------------------------
     def save(self) -> None:

@@ -32,6 +32,9 @@ ALLOWED_CONFLICTS = {
                 "attention_length"},  # additive attention on an every-step task: at most 200 steps
     "curriculum_start": {"curriculum_start"},  # with the curriculum on, a start above seq_len=50
     "activation": {"fused_activation"},  # engine=fused has no sigmoid or linear RNN
+    "train_size": {"train_size_curriculum",  # a fixed set has one length, the curriculum grows it
+                   "train_size_digits",  # digits has 1500 training images
+                   "train_size_memory"},  # 100,000 sequences of 50 steps are over train_size × seq_len ≤ 2M
 }
 
 
@@ -110,6 +113,10 @@ def test_each_allowed_conflict_happens():
     assert set(rules.conflicts(case("adding", "rnn", {"curriculum": True}, "seq_len", 2))) == {"curriculum_start"}
     assert set(rules.conflicts(case("copy", "rnn", {"attention": "additive"}, "seq_len", 201))) == {"attention_length"}
     assert set(rules.conflicts(case("adding", "rnn", {"engine": "fused"}, "activation", "linear"))) == {"fused_activation"}
+    assert set(rules.conflicts(case("adding", "rnn", {"curriculum": True}, "train_size", 100))) == {"train_size_curriculum"}
+    assert set(rules.conflicts(case("digits", "rnn", {}, "train_size", 1501))) == {"train_size_digits"}
+    assert set(rules.conflicts(case("adding", "rnn", {}, "train_size", 40_001))) == {"train_size_memory"}
+    assert not rules.conflicts(case("adding", "rnn", {}, "train_size", 40_000))  # 40,000 × 50 = 2M: the limit
 
 
 @pytest.mark.parametrize("values, line", [
