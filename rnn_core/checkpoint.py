@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file
+from safetensors import SafetensorError, safe_open
 
 from . import store
 
@@ -54,28 +54,46 @@ def _decode(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
     return obj
 
 
+META_KEY = "bptt_lab_checkpoint"  # the JSON part, also kept in the .safetensors file's own metadata
+
+
 def save_state(path: Path, state: dict, name: str = "checkpoint") -> None:
-    """Write `state` as path/name.safetensors and path/name.json, each atomically (tensors first: the
-    JSON names them, so a reader that finds the new JSON also finds its tensors)."""
+    """Write `state` as path/name.safetensors and path/name.json, each atomically.
+
+    The tensors file also carries the JSON part in its metadata, and that copy is the one read
+    back: a process killed between the two renames leaves new tensors beside the old JSON (an
+    older step), and the pair would resume the new weights at the old step. One file is one
+    rename, so the tensors and the step they belong to are always of the same save."""
     tensors: dict[str, torch.Tensor] = {}
-    meta = _encode(state, "state", tensors)
-    store.atomic_save_safetensors(path / f"{name}.safetensors", tensors)
-    store.atomic_write_json(path / f"{name}.json", {"format": FORMAT, "state": meta})
+    meta = {"format": FORMAT, "state": _encode(state, "state", tensors)}
+    store.atomic_save_safetensors(path / f"{name}.safetensors", tensors, metadata={META_KEY: json.dumps(meta)})
+    store.atomic_write_json(path / f"{name}.json", meta)  # for readers that only check or show it
+
+
+def has_state(path: Path, name: str = "checkpoint") -> bool:
+    """Is there a checkpoint to read? (A run killed before its first save has none.)"""
+    return (Path(path) / f"{name}.json").is_file()  # written after its tensors
 
 
 def load_state(path: Path, name: str = "checkpoint") -> dict:
     """Read back what save_state wrote; tensors come back on the CPU."""
     path = Path(path)
-    if not (path / f"{name}.json").is_file():
+    if not has_state(path, name):
         raise store.RunStoreError(f"{path} has no checkpoint to resume from")
     try:
         meta = json.loads((path / f"{name}.json").read_text())
-        if meta.get("format") != FORMAT:
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            found = meta.get("format", 1) if isinstance(meta, dict) else "unknown"
             raise store.RunStoreError(f"{path}: its checkpoint was written by an older version of BPTT Lab "
-                                      f"(format {meta.get('format', 1)}, this one reads {FORMAT}) and cannot be resumed")
-        tensors = load_file(path / f"{name}.safetensors")
+                                      f"(format {found}, this one reads {FORMAT}) and cannot be resumed")
+        with safe_open(path / f"{name}.safetensors", framework="pt") as f:
+            embedded = (f.metadata() or {}).get(META_KEY)
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+        # the embedded copy belongs to these tensors; the .json beside them may be a save older
+        if embedded:
+            meta = json.loads(embedded)
         return _decode(meta["state"], tensors)
-    except (OSError, ValueError, KeyError) as err:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, SafetensorError) as err:
         if isinstance(err, store.RunStoreError):
             raise
         raise store.RunStoreError(f"{path}: its checkpoint could not be read: {err}") from None

@@ -214,7 +214,7 @@ class History:
             h.add_scalars({name: (None if _missing(col[i]) else col[i]) for name, col in columns.items()})
         steps = run.arrays.get("recorded_steps")
         if steps is not None:
-            per_step = {k: a for k, a in run.arrays.items() if k in ARRAY and len(a) == len(steps)}
+            per_step = {k: a for k, a in run.arrays.items() if k in ARRAY and len(a) >= len(steps)}  # longer: a later, killed save
             for i, s in enumerate(steps):
                 h.add_arrays(int(s), {k: a[i] for k, a in per_step.items()})
         return h

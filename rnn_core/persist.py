@@ -29,13 +29,18 @@ class RunWriter:
         self._last_flush = time.perf_counter()
         self._save_seconds = 0.0  # how long the last save took
 
-    def attach(self, trainer: Any) -> "RunWriter":
+    def attach(self, trainer: Any, new: bool = True) -> "RunWriter":
         """Write config.json and status.json now; the first full save waits FLUSH_SECONDS, so a UI's
-        first chart never waits on disk."""
+        first chart never waits on disk. A `new` run's config.json is created exclusively: a
+        directory that already holds a run (another server's, a second CLI's) raises
+        store.RunTakenError before anything is written into it."""
+        if new:
+            store.atomic_create_json(self.out_dir / "config.json", trainer.cfg.model_dump())
+        else:
+            store.atomic_write_json(self.out_dir / "config.json", trainer.cfg.model_dump())
         trainer.writer = self
         trainer.add_callback("on_step_end", self.on_step_end)
         trainer.add_callback("on_run_end", self.on_run_end)
-        store.atomic_write_json(self.out_dir / "config.json", trainer.cfg.model_dump())
         self.write_status(trainer)
         self._last_flush = time.perf_counter()
         return self
@@ -66,14 +71,20 @@ class RunWriter:
 
 def resume(out_dir: str | Path, steps: int | None = None, trainer_cls: type | None = None) -> Any:
     """A Trainer that continues the stopped (or killed) run in `out_dir` from its last checkpoint,
-    saving into it again. `steps` may raise the step budget."""
+    saving into it again. `steps` may raise the step budget. A run killed before its first
+    checkpoint starts again from step 0 with its saved config: training is seeded, so it ends
+    where an uninterrupted run would."""
     if trainer_cls is None:
         from .trainer import Trainer as trainer_cls
     out_dir = Path(out_dir)
     data = store.load_run(out_dir)
+    for tmp in out_dir.glob(".*.tmp"):  # half-written temporaries of a killed save (never renamed in)
+        tmp.unlink(missing_ok=True)
     values = dict(data.config)
     if steps is not None:
         values["steps"] = steps
+    if not checkpoint.has_state(out_dir):
+        return _restart(out_dir, trainer_cls(make_config(values)))
     state = checkpoint.load_state(out_dir)
     trainer = trainer_cls(make_config(values))
     trainer.load_state(state)
@@ -83,5 +94,18 @@ def resume(out_dir: str | Path, steps: int | None = None, trainer_cls: type | No
     # what was recorded before the checkpoint's step (a killed run may have written later rows)
     trainer.recorder.load(data.metrics, data.arrays, trainer.step_index, trainer.cfg.record_every)
     trainer.status, trainer.reason = "running", f"resumed at step {trainer.step_index}"
-    RunWriter(out_dir).attach(trainer)  # config.json again: the step budget may have changed
+    RunWriter(out_dir).attach(trainer, new=False)  # config.json again: the step budget may have changed
+    return trainer
+
+
+# What a killed first save may have left beside config.json, none of it backed by a checkpoint.
+_UNCHECKPOINTED = ("metrics.csv", "model.safetensors", "checkpoint.safetensors", "*.npy")
+
+
+def _restart(out_dir: Path, trainer: Any) -> Any:
+    for pattern in _UNCHECKPOINTED:
+        for path in out_dir.glob(pattern):
+            path.unlink(missing_ok=True)
+    trainer.reason = "restarted from step 0: the run was stopped before its first checkpoint"
+    RunWriter(out_dir).attach(trainer, new=False)
     return trainer

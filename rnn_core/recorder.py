@@ -140,8 +140,11 @@ class Recorder:
 
     def write(self, path: Path) -> None:
         atomic_write_csv(path / "metrics.csv", self.metrics())
-        for name, array_ in self.stacked().items():
-            atomic_write_npy(path / f"{name}.npy", array_)
+        # recorded_steps last: a save killed half-way leaves it no newer than any other array, so
+        # each array holds at least the rows it names (load keeps those)
+        arrays = self.stacked()
+        for name in sorted(arrays, key=lambda n: n == "recorded_steps"):
+            atomic_write_npy(path / f"{name}.npy", arrays[name])
 
     # --- resuming ---------------------------------------------------------------
     def load(self, metrics: pd.DataFrame, arrays: dict[str, np.ndarray], steps: int, record_every: int) -> None:
@@ -154,6 +157,8 @@ class Recorder:
         if recorded is None:
             return
         keep = np.flatnonzero(recorded < steps)
-        self.arrays = {name: list(a[keep]) for name, a in arrays.items() if len(a) == len(recorded)}
+        # an array longer than recorded_steps is from a later save that was killed before its
+        # recorded_steps.npy: its first rows are the same steps
+        self.arrays = {name: list(a[keep]) for name, a in arrays.items() if len(a) >= len(recorded)}
         if len(keep) > 1:  # go on at the saved spacing: the gap between kept steps, in recorded steps
             self.thinning.stride = int(np.diff(recorded[keep]).min()) // record_every

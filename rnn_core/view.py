@@ -77,7 +77,9 @@ class RunView:
     def resumable(self) -> bool:
         ok_state = self.state in RESUMABLE or (self.state == "failed" and self.steps_done > 0)
         has_checkpoint = self.out_dir is not None and (self.out_dir / "checkpoint.json").is_file()
-        return ok_state and self.steps_done < self.cfg.steps and has_checkpoint
+        # a run killed before its first checkpoint has none: resuming starts it again from step 0
+        restartable = self.state == INTERRUPTED and self.out_dir is not None
+        return ok_state and self.steps_done < self.cfg.steps and (has_checkpoint or restartable)
 
     @property
     def reason(self) -> str:
@@ -106,6 +108,7 @@ def resumable_runs(root: Path | None = None) -> list[str]:
             status = json.loads((store.run_dir(name, root) / "status.json").read_text())
         except (OSError, ValueError):
             continue
-        if status.get("status") in ("stopped", "running") and status.get("steps_done", 0) > 0:
+        # "running" with no step saved yet: killed before its first checkpoint, it restarts from step 0
+        if status.get("status") == "running" or (status.get("status") == "stopped" and status.get("steps_done", 0) > 0):
             out.append(name)
     return out

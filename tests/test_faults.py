@@ -1,0 +1,205 @@
+"""Faults: a CLI run killed with SIGKILL at any moment, a server killed while 4 runs train, two
+servers or CLIs sharing one runs folder.
+
+The kills are deterministic where they can be: the child process kills itself at its N-th file
+write of the run store (N seeded-random), at one of three moments of that write (half of the
+temporary file written, the temporary file whole but not renamed in, just after the rename), so a
+kill lands inside a save, between two files of one save, or between saves, and no test waits on
+the clock. One more kill comes from outside, at a seeded-random step read from status.json, on a
+run whose step budget is too large to finish first.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rnn_core import store
+from rnn_core.cli import main
+from rnn_core.view import INTERRUPTED, RunView
+
+ROOT = Path(__file__).resolve().parents[1]
+# Small: the child saves after every step (CHILD below), about 14 writes a step.
+SETS = ["task=adding", "seq_len=12", "hidden_size=8", "steps=120", "record_every=3", "eval_every=10", "seed=7"]
+TIMING = ("step_time_ms",)  # the only wall-clock column of metrics.csv
+
+# The child: the real CLI, saving after every step or two, killing itself at write number KILL_AT.
+CHILD = textwrap.dedent("""
+    import os, signal, sys
+    from pathlib import Path
+    import rnn_core.persist as persist, rnn_core.store as store
+    # a save after every step, so the count of writes (and where write N falls) never depends on the clock
+    persist.RunWriter.on_step_end = lambda self, trainer, rec: None if trainer.done else self.save(trainer)
+    kill_at, moment = int(os.environ["KILL_AT"]), os.environ["KILL_MOMENT"]
+    count, write_temp, replace, link = [0], store._write_temp, os.replace, os.link
+
+    def die():
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    def counted_write_temp(path, data):
+        count[0] += 1
+        if count[0] == kill_at and moment == "mid-write":
+            Path(path.parent / f".{path.name}.killed.tmp").write_bytes(data[: len(data) // 2])
+            die()
+        tmp = write_temp(path, data)
+        if count[0] == kill_at and moment == "before-rename":
+            die()
+        return tmp
+
+    def after(fn):
+        def wrapped(*a, **k):
+            out = fn(*a, **k)
+            if count[0] == kill_at and moment == "after-rename":
+                die()
+            return out
+        return wrapped
+
+    store._write_temp = counted_write_temp
+    store.os = type(sys)("os_shim")
+    store.os.__dict__.update(os.__dict__)
+    store.os.replace, store.os.link = after(replace), after(link)
+    from rnn_core.cli import main
+    raise SystemExit(main(sys.argv[1:]))
+""")
+
+
+def _child_env(**extra) -> dict:
+    return {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", **extra}
+
+
+def _train_killed(out: Path, kill_at: int, moment: str) -> int:
+    cmd = [sys.executable, "-c", CHILD, "train", *sum((["--set", s] for s in SETS), []), "--out", str(out), "--quiet"]
+    done = subprocess.run(cmd, env=_child_env(KILL_AT=str(kill_at), KILL_MOMENT=moment), capture_output=True,
+                          text=True, timeout=300)
+    return done.returncode
+
+
+def _load_every_file(run: Path) -> list[str]:
+    """Read every file of a run directory with the reader its kind needs; returns the hidden
+    temporaries (a killed write's), which are the only files allowed to be partial."""
+    from safetensors import safe_open
+
+    temporaries = []
+    for path in sorted(run.iterdir()):
+        if path.name.startswith("."):
+            assert path.name.endswith(".tmp"), path.name
+            temporaries.append(path.name)
+            continue
+        if path.suffix == ".json":
+            assert isinstance(json.loads(path.read_text()), dict), path.name
+        elif path.suffix == ".csv":
+            pd.read_csv(path)
+        elif path.suffix == ".npy":
+            np.load(path, allow_pickle=False)
+        elif path.suffix == ".safetensors":
+            with safe_open(path, framework="pt") as f:
+                for key in f.keys():
+                    f.get_tensor(key)
+        else:
+            raise AssertionError(f"unexpected file {path.name}")
+    return temporaries
+
+
+def _final(run: Path) -> tuple[pd.DataFrame, dict[str, np.ndarray], dict]:
+    data = store.load_run(run)
+    return data.metrics.drop(columns=list(TIMING)), data.arrays, data.status
+
+
+def _assert_same_run(a: Path, b: Path) -> None:
+    ma, aa, sa = _final(a)
+    mb, ab, sb = _final(b)
+    pd.testing.assert_frame_equal(ma, mb, check_exact=True)
+    assert sorted(aa) == sorted(ab)
+    for name in aa:
+        np.testing.assert_array_equal(aa[name], ab[name], err_msg=name)
+    for key in ("status", "steps_done", "final_val_loss", "final_loss", "beat_baseline"):
+        assert sa.get(key) == sb.get(key), key
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> Path:
+    """The same config trained once, never killed."""
+    out = tmp_path_factory.mktemp("reference") / "run"
+    assert main(["train", *sum((["--set", s] for s in SETS), []), "--out", str(out), "--quiet"]) == 0
+    return out
+
+
+# Write 1 is config.json, 2 the first status.json; a save is metrics.csv, the arrays,
+# model.safetensors, checkpoint.safetensors, checkpoint.json and status.json (about 14 writes).
+_rng = random.Random(15)
+KILLS = [(2, "after-rename"), (_rng.randint(3, 14), "mid-write")]  # before the first checkpoint
+KILLS += [(_rng.randint(15, 1500), moment) for moment in ("mid-write", "before-rename", "after-rename")]
+
+
+@pytest.mark.parametrize("kill_at, moment", KILLS, ids=[f"write{n}-{m}" for n, m in KILLS])
+def test_a_cli_run_killed_at_any_write_resumes_to_the_same_run(tmp_path, reference, kill_at, moment):
+    out = tmp_path / "killed"
+    rc = _train_killed(out, kill_at, moment)
+    assert rc == -signal.SIGKILL, f"the child was not killed (exit {rc}): write {kill_at} never came"
+    temporaries = _load_every_file(out)
+    view = RunView.from_disk(out)
+    assert view.state == INTERRUPTED and view.resumable and "server stopped" in view.reason
+    assert main(["resume", str(out), "--quiet"]) == 0
+    assert not any(p.name in temporaries for p in out.iterdir())  # resume sweeps a killed write's leftovers
+    _load_every_file(out)
+    _assert_same_run(out, reference)
+
+
+def test_a_run_killed_before_its_first_checkpoint_starts_again_from_step_0(tmp_path, reference, capsys):
+    out = tmp_path / "early"
+    assert _train_killed(out, 2, "after-rename") == -signal.SIGKILL  # config.json and status.json only
+    assert not (out / "checkpoint.json").exists()
+    assert RunView.from_disk(out).resumable
+    assert main(["resume", str(out), "--quiet"]) == 0
+    assert "has no checkpoint" not in capsys.readouterr().err
+    _assert_same_run(out, reference)
+
+
+def test_a_cli_run_killed_from_outside_at_a_random_step_resumes_to_the_same_run(tmp_path):
+    """SIGKILL from another process at a seeded-random step (read from status.json, never a sleep
+    and a hope): the run's budget is 100,000 steps, so it cannot end first; resume --steps 120
+    then ends it where the reference run of 120 steps ends (a constant learning rate: the step
+    budget changes nothing before the last step)."""
+    target = random.Random(1515).randint(20, 90)
+    out, ref = tmp_path / "outside", tmp_path / "ref"
+    sets = [s for s in SETS if not s.startswith("steps=")]
+    child = textwrap.dedent("""
+        import sys
+        import rnn_core.persist as persist
+        persist.FLUSH_SECONDS, persist.MAX_SAVE_SHARE = 0.0, 1.0
+        from rnn_core.cli import main
+        raise SystemExit(main(sys.argv[1:]))
+    """)
+    cmd = [sys.executable, "-c", child, "train", *sum((["--set", s] for s in [*sets, "steps=100000"]), []),
+           "--out", str(out), "--quiet"]
+    proc = subprocess.Popen(cmd, env=_child_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        while True:
+            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+            try:
+                done = json.loads((out / "status.json").read_text()).get("steps_done", 0)
+            except (OSError, ValueError):
+                done = 0
+            if done >= target:
+                break
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait(60)
+    _load_every_file(out)
+    assert RunView.from_disk(out).state == INTERRUPTED
+    assert main(["resume", str(out), "--steps", "120", "--quiet"]) == 0
+    assert main(["train", *sum((["--set", s] for s in [*sets, "steps=120"]), []), "--out", str(ref), "--quiet"]) == 0
+    _assert_same_run(out, ref)
