@@ -135,8 +135,10 @@ def _same_baseline(views: Views) -> bool:
 
 def losses_figure(views: Views) -> go.Figure:
     """Validation loss per column (solid, markers), train loss lighter, and the bar to beat: the
-    baseline on the validation batch, one line when the columns share it, else one per column."""
-    traces, bars = [], []
+    baseline on the validation batch, one line when the columns share it, else one per column.
+    A column with a finite training set (train_size > 0) adds that set's loss at the evaluations,
+    dashed in its colour, and its last gap (validation − training set) in the subtitle."""
+    traces, bars, gaps = [], [], []
     shared = _same_baseline(views)
     steps_all = np.concatenate([v.history.scalars()["step"] for v in views.values()] or [np.zeros(0)])
     span = np.array([steps_all.min(), steps_all.max()]) if len(steps_all) else steps_all  # the bars span every column
@@ -149,6 +151,15 @@ def losses_figure(views: Views) -> go.Figure:
                                  opacity=0.35, line=dict(color=colour(k), width=1), **series_mode(loss[idx], 3)))
         traces.append(go.Scatter(x=F.x_values(steps[has]), y=F.finite_or_none(val[has]), name=f"{k}: validation",
                                  legendgroup=k, mode="lines+markers", line=dict(color=colour(k)), marker=dict(size=4)))
+        te = np.asarray(sc.get("train_eval_loss", np.zeros(0)), float) if v.cfg.train_size else np.zeros(0)
+        has_te = np.flatnonzero(np.isfinite(te))
+        if len(has_te):
+            traces.append(go.Scatter(x=F.x_values(steps[has_te]), y=F.finite_or_none(te[has_te]),
+                                     name=f"{k}: {F.TRAIN_SET}", legendgroup=k, mode="lines+markers",
+                                     line=dict(color=colour(k), dash="dash"), marker=dict(size=4, symbol="square")))
+            gap = F.final_gap(steps, val, te)
+            if gap is not None:
+                gaps.append(f"{k}: {gap[1] - gap[2]:.4g}")
         bar = v.summary.get("val_baseline")
         if bar is not None and math.isfinite(bar) and not shared:
             line = F.hline(span, bar, f"{k}: baseline", dash="dot",
@@ -162,6 +173,9 @@ def losses_figure(views: Views) -> go.Figure:
                              hover=f"baseline on the validation batch: {bar:.4g}"))
     elif bars:
         note = "the columns' tasks or sequence lengths differ, so do their baselines: each is dotted in its colour"
+    if gaps:
+        gap_note = "generalisation gap (validation − training set, last evaluation) " + ", ".join(gaps)
+        note = f"{gap_note}; {note}" if note else gap_note
     layout = F.base_layout("Loss", "training step", "loss (log)", log_y=True, uirev="cmp_loss")
     return finish(traces + bars, layout, subtitle=note)
 

@@ -352,15 +352,37 @@ def _in_unit(name: str, value: float, unit: str | None, bits_per: str | None) ->
     return text + (f" ({value / math.log(2):.3f} bits/{bits_per})" if bits_per else "")
 
 
+TRAIN_SET = "training set (eval mode)"  # the legend name of train_eval_loss
+
+
+def final_gap(steps: np.ndarray, val_loss: np.ndarray, train_eval: np.ndarray) -> tuple[int, float, float] | None:
+    """(step, val, train) at the last evaluation with both losses finite, or None."""
+    val, train = np.asarray(val_loss, dtype=np.float64), np.asarray(train_eval, dtype=np.float64)
+    both = np.flatnonzero(np.isfinite(val) & np.isfinite(train))
+    if len(both) == 0:
+        return None
+    i = both[-1]
+    return int(np.asarray(steps)[i]), float(val[i]), float(train[i])
+
+
+def gap_text(gap: tuple[int, float, float]) -> str:
+    step, val, train = gap
+    return f"generalisation gap at step {step}: validation {val:.4g} − training set {train:.4g} = {val - train:.4g}"
+
+
 def loss_figure(steps: np.ndarray, loss: np.ndarray, val_loss: np.ndarray, baseline: float, baseline_name: str,
                 max_points: int = 2000, *, loss_unit: str | None = None, bits_per: str | None = None,
-                val_baseline: float | None = None, big: bool = False) -> go.Figure:
+                val_baseline: float | None = None, train_eval: np.ndarray | None = None,
+                big: bool = False) -> go.Figure:
     """Train loss every step, val loss where evaluated (NaN elsewhere), the baseline as a line.
 
     loss_unit: the axis's unit ("nats" for cross-entropy, "MSE"); the baseline labels state their
     value in it, and bits_per ("char") adds the value in bits per that unit of text.
     val_baseline: the input-blind predictor's loss on the run's own validation batch, the bar the
     verdict judges. Given, it is the solid line and the task's expected baseline is drawn dotted.
+    train_eval: a finite training set's loss at the evaluations (train_size > 0), measured like the
+    validation loss; drawn beside it, with the last gap between the two as a vertical segment and
+    in the subtitle. The per-step train loss is not comparable: dropout and input noise raise it.
     """
     steps, loss, val = np.asarray(steps), np.asarray(loss, dtype=np.float64), np.asarray(val_loss, dtype=np.float64)
     idx = thin_indices(len(steps), max_points)
@@ -378,8 +400,22 @@ def loss_figure(steps: np.ndarray, loss: np.ndarray, val_loss: np.ndarray, basel
         bar = "baseline on the validation batch (the bar to beat)"
         traces.append(hline(steps, val_baseline, bar, hover=f"{bar}: {val_baseline:.4g} {loss_unit or ''}".strip()))
         traces += [hline(steps, baseline, f"expected baseline: {expected}", dash="dot")] if known else []
+    subtitle = None
+    if train_eval is not None and np.isfinite(np.asarray(train_eval, dtype=np.float64)).any():
+        te = np.asarray(train_eval, dtype=np.float64)
+        has_te = np.flatnonzero(np.isfinite(te))
+        has_te = has_te[thin_indices(len(has_te), max_points)]
+        traces.insert(2, go.Scatter(x=x_values(steps[has_te]), y=finite_or_none(te[has_te]), mode="lines+markers",
+                                    name=TRAIN_SET, line=dict(color=COLOURS[2]), marker=dict(size=4, symbol="square")))
+        gap = final_gap(steps, val, te)
+        if gap is not None:
+            subtitle = gap_text(gap)
+            traces.insert(3, go.Scatter(x=[gap[0], gap[0]], y=[gap[2], gap[1]], mode="lines", name="gap (last evaluation)",
+                                        line=dict(color="#555", dash="dot", width=2),
+                                        hovertemplate=f"{subtitle}<extra></extra>"))
     y_title = f"loss ({loss_unit}, log)" if loss_unit else "loss (log)"
-    return finish(traces, base_layout("Loss", "training step", y_title, log_y=True, uirev="loss"), big)
+    return finish(traces, base_layout("Loss", "training step", y_title, log_y=True, uirev="loss"), big,
+                  subtitle=subtitle)
 
 
 def accuracy_figure(steps: np.ndarray, val_accuracy: np.ndarray, chance: float, max_points: int = 2000, *,

@@ -62,13 +62,15 @@ def build_figures(view: RunView, pick: int = 0, big: bool = False) -> dict[str, 
     figs["clipping"] = F.clipping_figure(sc["step"], sc["grad_norm_pre_clip"], sc["grad_norm_post_clip"],
                                          sc["clipped"], cfg.clip, cfg.clip_mode, big=big)
     bar = s.get("val_baseline")
+    train_eval = sc.get("train_eval_loss") if cfg.train_size else None  # a finite set's loss, like validation's
     if cfg.task == "charlm":  # the axis is in nats; the label gives bits per character beside them
         figs["loss"] = F.loss_figure(sc["step"], sc["loss"], sc["val_loss"], s.get("baseline", math.nan), "unigram",
-                                     loss_unit="nats", bits_per="char", val_baseline=bar, big=big)
+                                     loss_unit="nats", bits_per="char", val_baseline=bar, train_eval=train_eval, big=big)
     else:
         unit = "MSE" if cfg.task in ("adding", "sine") else "nats"
         figs["loss"] = F.loss_figure(sc["step"], sc["loss"], sc["val_loss"], s.get("baseline", math.nan),
-                                     str(s.get("baseline_name", "")), loss_unit=unit, val_baseline=bar, big=big)
+                                     str(s.get("baseline_name", "")), loss_unit=unit, val_baseline=bar,
+                                     train_eval=train_eval, big=big)
     if cfg.task in CHANCE and "val_accuracy" in sc:
         figs["accuracy"] = F.accuracy_figure(sc["step"], sc["val_accuracy"], CHANCE[cfg.task], big=big)
     if cfg.attention != "none":

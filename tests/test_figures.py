@@ -386,3 +386,65 @@ def test_figures_with_empty_selections_compare_equal():
              lambda: F.loss_figure(steps, v, nan, 1.0, "b"), lambda: F.accuracy_figure(steps, nan, 0.1)]
     for b in build:
         assert b().to_dict() == b().to_dict()  # an empty ndarray in to_dict cannot be compared
+
+
+# --- a finite training set: its loss beside validation's, and the gap -------------------------------
+def _evaluated(n=12, every=4):
+    steps = np.arange(n)
+    val = np.where(steps % every == 0, 0.3 - 0.01 * steps, np.nan)
+    train_eval = np.where(steps % every == 0, 0.2 - 0.015 * steps, np.nan)
+    return steps, np.linspace(1, 0.1, n), val, train_eval
+
+
+def test_loss_figure_draws_the_training_set_at_the_evaluations_and_the_last_gap():
+    steps, loss, val, te = _evaluated()
+    fig = F.loss_figure(steps, loss, val, 1 / 6, "predict 1", train_eval=te)
+    trace = next(t for t in fig.data if t.name == F.TRAIN_SET)
+    assert list(trace.x) == [0, 4, 8] and trace.y == pytest.approx([0.2, 0.14, 0.08])  # only the evaluations
+    gap = next(t for t in fig.data if t.name.startswith("gap"))
+    assert list(gap.x) == [8, 8] and gap.y == pytest.approx([0.08, 0.22])  # training set up to validation
+    sub = fig.layout.title.subtitle.text.replace("<br>", " ")
+    assert "step 8" in sub and "0.22 − training set 0.08 = 0.14" in sub
+
+
+def test_loss_figure_without_a_training_set_has_no_such_trace():
+    steps, loss, val, te = _evaluated()
+    for fig in (F.loss_figure(steps, loss, val, 1 / 6, "predict 1"),
+                F.loss_figure(steps, loss, val, 1 / 6, "predict 1", train_eval=np.full(12, np.nan))):
+        assert not [t for t in fig.data if t.name == F.TRAIN_SET or t.name.startswith("gap")]
+        assert not fig.layout.title.subtitle.text
+
+
+def _run_view(train_size: int):
+    from rnn_core.config import make_config
+    from rnn_core.history import History
+    from rnn_core.view import RunView
+
+    steps, loss, val, te = _evaluated()
+    h = History()
+    for i in steps:
+        h.add_scalars({"step": i, "loss": loss[i], "val_loss": val[i], "grad_norm_pre_clip": 1.0,
+                       "grad_norm_post_clip": 1.0, "clipped": False, "lr": 1e-3, "step_time_ms": 1.0,
+                       "seq_len_active": 5, "train_eval_loss": te[i] if train_size else None})
+    cfg = make_config(seq_len=5, train_size=train_size)
+    return RunView("r", cfg, "finished", {"baseline": 1 / 6, "baseline_name": "predict 1", "val_baseline": 0.15}, h)
+
+
+def test_explores_loss_chart_shows_the_recorded_training_set_loss_only_with_train_size():
+    from dashboard.run_figures import build_figures
+
+    fig = build_figures(_run_view(32))["loss"]
+    trace = next(t for t in fig.data if t.name == F.TRAIN_SET)
+    assert trace.y == pytest.approx([0.2, 0.14, 0.08])
+    plain = build_figures(_run_view(0))["loss"]
+    assert not [t for t in plain.data if t.name == F.TRAIN_SET]
+
+
+def test_compares_losses_dash_each_columns_training_set():
+    from dashboard import compare_figures as CF
+
+    fig = CF.losses_figure({"a": _run_view(32), "b": _run_view(0)})
+    dashed = [t for t in fig.data if t.name.endswith(F.TRAIN_SET)]
+    assert [t.name for t in dashed] == [f"a: {F.TRAIN_SET}"] and dashed[0].line.dash == "dash"
+    assert dashed[0].y == pytest.approx([0.2, 0.14, 0.08])
+    assert "a: 0.14" in fig.layout.title.subtitle.text.replace("<br>", " ")

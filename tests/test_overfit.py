@@ -14,7 +14,7 @@ from rnn_core import rules
 from rnn_core.config import ConfigError, make_config
 from rnn_core.store import load_run
 from rnn_core.trainer import Trainer
-from rnn_core.trainset import SET_SEED_OFFSET, TRAIN_EVAL, TrainSet, _rows, draw_set
+from rnn_core.trainset import SET_SEED_OFFSET, TRAIN_EVAL, _rows, draw_set
 
 
 def _keys(x, y, y_axis=0) -> list[bytes]:
@@ -203,3 +203,82 @@ def test_the_cli_takes_train_size(tmp_path):
     out = tmp_path / "r"
     assert main(["train", "--set", "train_size=16", "--set", "steps=3", "--set", "seq_len=8", "--out", str(out)]) == 0
     assert json.loads((out / "config.json").read_text())["train_size"] == 16
+
+
+# --- the gap ------------------------------------------------------------------------------------
+GAP_CFG = dict(task="adding", seq_len=10, hidden_size=128, lr=1e-2, steps=300, eval_every=50, record_every=1000)
+
+
+def test_a_small_set_is_learnt_by_heart_and_a_fresh_stream_is_not():
+    """32 sequences, 300 steps at lr 1e-2: the training set's loss falls far below the validation
+    loss. With fresh sequences every step, 256 new training-stream sequences score like validation."""
+    small = Trainer(make_config(**GAP_CFG, train_size=32))
+    small.run()
+    s = small.summary()
+    assert s["final_train_eval_loss"] < 0.02 and s["generalization_gap"] > 0.1
+    assert s["generalization_gap"] == pytest.approx(s["final_val_loss"] - s["final_train_eval_loss"])
+
+    fresh = Trainer(make_config(**GAP_CFG))
+    fresh.run()
+    from rnn_core.tasks import make_batch
+
+    x, y = make_batch(fresh.cfg, fresh.gen, 256)  # unseen, from the training stream itself
+    fresh.model.eval()
+    with torch.no_grad():
+        stream_loss = float(F.mse_loss(fresh.model(x, fresh.engine, record=False).pred, y))
+    assert abs(fresh.summary()["final_val_loss"] - stream_loss) < 0.05  # no gap: both are unseen data
+    assert fresh.summary()["final_val_loss"] < s["final_val_loss"]  # and it generalises better than the small set
+
+
+def test_train_eval_loss_is_the_saved_models_loss_on_the_sets_sequences(tmp_path):
+    """Oracle: the recorded train_eval_loss equals the loss of the saved weights, run through the other
+    engine, on the sequences the first epoch's batches held (all 32 of the set, so order does not matter)."""
+    from safetensors.torch import load_file
+
+    from rnn_core.model import build_model
+
+    cfg = make_config(train_size=32, batch_size=8, steps=10, seq_len=12, hidden_size=16, eval_every=4,
+                      dropout=0.3, input_noise=0.2, cell="gru")
+    tr = Trainer(cfg, out_dir=tmp_path / "r")
+    assert tr.engine == "fused"
+    seen = _seen_batches(tr, cfg.steps)
+    xs = torch.cat([x for x, _ in seen[:4]], 1)  # the first epoch: 4 batches of 8, before input noise
+    ys = torch.cat([y for _, y in seen[:4]], 0)
+    assert len(set(_keys(xs, ys))) == 32
+    model = build_model(cfg, tr.spec)
+    model.load_state_dict(load_file(tmp_path / "r" / "model.safetensors"))
+    model.eval()  # no dropout; the saved weights are those after the last step, when the last evaluation ran
+    with torch.no_grad():
+        pred = model(xs, "unrolled", record=False).pred
+    by_hand = float(((pred.double() - ys.double()) ** 2).mean())
+    saved = load_run(tmp_path / "r").metrics
+    assert saved.train_eval_loss.notna().tolist() == [s % 4 == 0 or s == 9 for s in range(10)]
+    assert saved.train_eval_loss.iloc[-1] == pytest.approx(by_hand, rel=1e-4)
+    assert json.loads((tmp_path / "r" / "status.json").read_text())["final_train_eval_loss"] == pytest.approx(
+        by_hand, rel=1e-4)
+
+
+def test_the_training_loss_is_measured_on_at_most_256_sequences():
+    tr = Trainer(make_config(train_size=300, seq_len=10, hidden_size=8, steps=1))
+    assert tr.train_eval_batch[0].shape == (10, TRAIN_EVAL, 2)
+    assert torch.equal(tr.train_eval_batch[0], tr.train_set.x[:, :TRAIN_EVAL])
+    small = Trainer(make_config(train_size=20, seq_len=10, hidden_size=8, steps=1))
+    assert small.train_eval_batch[0].shape == (10, 20, 2)
+
+
+def test_the_history_the_store_and_a_view_from_disk_carry_train_eval_loss(tmp_path):
+    from rnn_core.history import History
+    from rnn_core.view import RunView
+
+    cfg = make_config(train_size=24, steps=7, seq_len=8, hidden_size=8, eval_every=3)
+    tr = Trainer(cfg, out_dir=tmp_path / "r")
+    live = History()
+    tr.add_callback("on_step_end", lambda t, rec: live.add(rec))
+    tr.run()
+    recorded = [r["train_eval_loss"] for r in tr.recorder.rows]
+    assert [v is not None for v in recorded] == [True, False, False, True, False, False, True]
+    disk = RunView.from_disk(tmp_path / "r").history.scalars()["train_eval_loss"]
+    want = np.array([np.nan if v is None else v for v in recorded], np.float32)
+    np.testing.assert_array_equal(live.scalars()["train_eval_loss"], want)
+    np.testing.assert_allclose(disk, want, rtol=1e-6)
+    assert disk.dtype == np.float32
