@@ -15,4 +15,5 @@ st.html(page_css())  # charts that do not fade while redrawn, no second Stop, wh
 explore = st.Page("pages/explore.py", title="Explore", icon=":material/insights:", default=True)
 compare = st.Page("pages/compare.py", title="Compare", icon=":material/compare:")
 runs = st.Page("pages/runs.py", title="Runs", icon=":material/folder_open:")
-st.navigation([explore, compare, runs]).run()
+theory = st.Page("pages/theory.py", title="Theory", icon=":material/functions:")
+st.navigation([explore, compare, runs, theory]).run()
