@@ -45,14 +45,20 @@ def _warm_figures() -> None:
 
 
 def new_run_name(cfg: RunConfig, page: str = "explore") -> str:
+    """A new run's name, its (empty) directory made at once: store.claim_run_dir adds -2, -3, ... so
+    sessions and servers sharing the runs folder never get the same run, even in the same millisecond."""
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    return store.check_run_name(f"{page}-{cfg.task}-{cfg.cell}-{stamp}-{token_hex(2)}")
+    return store.claim_run_dir(f"{page}-{cfg.task}-{cfg.cell}-{stamp}-{token_hex(2)}")[0]
 
 
 def start(cfg: RunConfig, page: str = "explore") -> Job:
     """Queue a new run, saved to the run store as it goes. Raises ServiceError with one line."""
     name = new_run_name(cfg, page)
-    return service().submit(cfg, store.run_dir(name), name)
+    try:
+        return service().submit(cfg, store.run_dir(name), name)
+    except BaseException:
+        store.run_dir(name).rmdir()  # refused (full, over the limits): give the name back
+        raise
 
 
 def resume(name: str, steps: int | None = None) -> Job:

@@ -12,7 +12,10 @@ one file for file.
 """
 from __future__ import annotations
 
+import fcntl
+import os
 import time
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +31,7 @@ class RunWriter:
         self.out_dir = Path(out_dir)
         self._last_flush = time.perf_counter()
         self._save_seconds = 0.0  # how long the last save took
+        self._unlock: weakref.finalize | None = None  # closes the lock file: set while this writer trains
 
     def attach(self, trainer: Any, new: bool = True) -> "RunWriter":
         """Write config.json and status.json now; the first full save waits FLUSH_SECONDS, so a UI's
@@ -36,7 +40,9 @@ class RunWriter:
         store.RunTakenError before anything is written into it."""
         if new:
             store.atomic_create_json(self.out_dir / "config.json", trainer.cfg.model_dump())
-        else:
+            self._lock()
+        elif self._unlock is None:
+            self._lock()  # before anything is rewritten: another process may be training this run
             store.atomic_write_json(self.out_dir / "config.json", trainer.cfg.model_dump())
         trainer.writer = self
         trainer.add_callback("on_step_end", self.on_step_end)
@@ -54,6 +60,25 @@ class RunWriter:
 
     def on_run_end(self, trainer: Any) -> None:
         self.save(trainer)
+        self.release()
+
+    def _lock(self) -> None:
+        """Hold an exclusive lock on the run while this writer trains it. The kernel drops a flock
+        when its process dies (SIGKILL too), so a killed run is never locked out of its resume, while
+        a second server or CLI resuming a run that one is training gets RunTakenError."""
+        fd = os.open(self.out_dir, os.O_RDONLY)  # the directory itself: no lock file beside the run's
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise store.RunTakenError(f"{self.out_dir} is being trained by another process (a server or CLI): "
+                                      "stop it there, or wait until it ends") from None
+        self._unlock = weakref.finalize(self, os.close, fd)  # a writer dropped mid-run lets go too
+
+    def release(self) -> None:
+        if self._unlock is not None:
+            self._unlock()
+            self._unlock = None
 
     def write_status(self, trainer: Any) -> None:
         store.atomic_write_json(self.out_dir / "status.json", trainer.summary())
@@ -78,13 +103,24 @@ def resume(out_dir: str | Path, steps: int | None = None, trainer_cls: type | No
         from .trainer import Trainer as trainer_cls
     out_dir = Path(out_dir)
     data = store.load_run(out_dir)
+    writer = RunWriter(out_dir)
+    writer._lock()  # before anything is touched: a run another process trains raises RunTakenError here
+    try:
+        return _resume_locked(writer, data, steps, trainer_cls)
+    except BaseException:
+        writer.release()
+        raise
+
+
+def _resume_locked(writer: RunWriter, data: store.RunData, steps: int | None, trainer_cls: type) -> Any:
+    out_dir = writer.out_dir
     for tmp in out_dir.glob(".*.tmp"):  # half-written temporaries of a killed save (never renamed in)
         tmp.unlink(missing_ok=True)
     values = dict(data.config)
     if steps is not None:
         values["steps"] = steps
     if not checkpoint.has_state(out_dir):
-        return _restart(out_dir, trainer_cls(make_config(values)))
+        return _restart(writer, trainer_cls(make_config(values)))
     state = checkpoint.load_state(out_dir)
     trainer = trainer_cls(make_config(values))
     trainer.load_state(state)
@@ -94,7 +130,7 @@ def resume(out_dir: str | Path, steps: int | None = None, trainer_cls: type | No
     # what was recorded before the checkpoint's step (a killed run may have written later rows)
     trainer.recorder.load(data.metrics, data.arrays, trainer.step_index, trainer.cfg.record_every)
     trainer.status, trainer.reason = "running", f"resumed at step {trainer.step_index}"
-    RunWriter(out_dir).attach(trainer, new=False)  # config.json again: the step budget may have changed
+    writer.attach(trainer, new=False)  # config.json again: the step budget may have changed
     return trainer
 
 
@@ -102,10 +138,10 @@ def resume(out_dir: str | Path, steps: int | None = None, trainer_cls: type | No
 _UNCHECKPOINTED = ("metrics.csv", "model.safetensors", "checkpoint.safetensors", "*.npy")
 
 
-def _restart(out_dir: Path, trainer: Any) -> Any:
+def _restart(writer: RunWriter, trainer: Any) -> Any:
     for pattern in _UNCHECKPOINTED:
-        for path in out_dir.glob(pattern):
+        for path in writer.out_dir.glob(pattern):
             path.unlink(missing_ok=True)
     trainer.reason = "restarted from step 0: the run was stopped before its first checkpoint"
-    RunWriter(out_dir).attach(trainer, new=False)
+    writer.attach(trainer, new=False)
     return trainer

@@ -203,3 +203,88 @@ def test_a_cli_run_killed_from_outside_at_a_random_step_resumes_to_the_same_run(
     assert main(["resume", str(out), "--steps", "120", "--quiet"]) == 0
     assert main(["train", *sum((["--set", s] for s in [*sets, "steps=120"]), []), "--out", str(ref), "--quiet"]) == 0
     _assert_same_run(out, ref)
+
+
+# --- two servers or CLIs on one runs folder ---------------------------------------------------------
+def _claim_many(base: str, root: str, count: int, barrier) -> list[str]:
+    barrier.wait()  # every thread or process asks at the same moment
+    return [store.claim_run_dir(base, Path(root))[0] for _ in range(count)]
+
+
+def _claim_into(base: str, root: str, count: int, barrier, out) -> None:
+    out.put(_claim_many(base, root, count, barrier))
+
+
+def test_run_names_stay_unique_across_threads_and_processes_in_the_same_millisecond(tmp_path):
+    import multiprocessing as mp
+    from concurrent.futures import ThreadPoolExecutor
+
+    root, base = tmp_path / "runs", "explore-adding-rnn-20261202-101010-ab12"
+    barrier = threading.Barrier(16)
+    with ThreadPoolExecutor(16) as pool:
+        threads = [n for part in pool.map(lambda _: _claim_many(base, str(root), 10, barrier), range(16)) for n in part]
+    ctx = mp.get_context("spawn")
+    pbarrier, out = ctx.Barrier(4), ctx.Queue()
+    workers = [ctx.Process(target=_claim_into, args=(base, str(root), 15, pbarrier, out)) for _ in range(4)]
+    for w in workers:
+        w.start()
+    procs = [n for _ in workers for n in out.get(timeout=300)]
+    for w in workers:
+        w.join(60)
+    names = threads + procs
+    assert len(names) == len(set(names)) == 16 * 10 + 4 * 15
+    assert base in names and f"{base}-2" in names  # the first took the name as given, the rest numbered
+    assert sorted(p.name for p in root.iterdir()) == sorted(names)
+
+
+def test_the_app_names_each_new_run_once_even_when_30_sessions_click_together(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from dashboard.jobs import new_run_name
+    from rnn_core.config import make_config
+
+    cfg = make_config()
+    barrier = threading.Barrier(30)
+
+    def one(_):
+        barrier.wait()
+        return new_run_name(cfg)
+
+    with ThreadPoolExecutor(30) as pool:
+        names = list(pool.map(one, range(30)))
+    assert len(set(names)) == 30 and all(store.run_dir(n).is_dir() for n in names)
+
+
+def test_two_clis_with_the_same_out_make_one_run_and_the_other_says_why(tmp_path):
+    out = tmp_path / "shared"
+    cmd = [sys.executable, "-m", "rnn_core", "train", *sum((["--set", s] for s in SETS), []), "--out", str(out), "--quiet"]
+    procs = [subprocess.Popen(cmd, env=_child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    results = [(p.wait(300), p.stderr.read()) for p in procs]
+    codes = sorted(rc for rc, _ in results)
+    assert codes == [0, 2], results
+    loser = next(err for rc, err in results if rc == 2)
+    assert "already holds a run" in loser and "Traceback" not in loser and len(loser.strip().splitlines()) == 1
+    assert store.load_run(out).status["status"] == "finished"
+    _load_every_file(out)
+
+
+def test_a_run_one_process_trains_cannot_be_resumed_by_another(tmp_path):
+    """The writer holds a flock on the run directory while it trains: a second server's resume is
+    refused before it touches a file; the kernel drops the lock when the trainer's process dies."""
+    from rnn_core.config import make_config
+    from rnn_core.store import RunTakenError
+    from rnn_core.trainer import Trainer
+
+    out = tmp_path / "busy"
+    tr = Trainer(make_config(steps=40, seq_len=8, hidden_size=4), out_dir=out)
+    tr.run(max_steps=5)
+    tr.save()
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    other = subprocess.run([sys.executable, "-m", "rnn_core", "resume", str(out), "--quiet"], env=_child_env(),
+                           capture_output=True, text=True, timeout=300)
+    assert other.returncode == 2 and "being trained by another process" in other.stderr, other.stderr
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # nothing touched
+    tr.stop()  # ends the run: the lock goes with it
+    assert main(["resume", str(out), "--quiet"]) == 0
+    assert store.load_run(out).status["status"] == "finished"
