@@ -26,6 +26,12 @@ from .theory_papers import reproduce_section
 from .theory_text import equations
 from .widgets import config_sidebar, url_warning
 
+try:  # presenter mode (dashboard/present.py, ?present=1): big charts for a projector
+    from .present import on as presenting
+except ImportError:  # an older tree without presenter mode
+    def presenting() -> bool:
+        return False
+
 MAX_STEP0_S = 1.5  # the step-0 profile costs one training step: not for configs slower than the server's limit
 
 
@@ -102,7 +108,9 @@ def live_section(cfg: RunConfig, big: bool = False) -> None:
     if view is None:
         st.caption("No run in this session yet: train one on Explore to see where training moves the eigenvalues.")
     else:
-        st.caption(f"Now: {plain(view.name)} ({plain(view.state)}, step {view.steps_done}); weights as it last saved them."
+        saved = theory.saved_step(view.out_dir) if view.out_dir is not None else None
+        st.caption(f"Now: {plain(view.name)} ({plain(view.state)}, step {view.steps_done}); its weights as last saved"
+                   + (f", after {saved} steps." if saved is not None else " (none saved yet).")
                    + ("" if same else " Its settings differ from the sidebar's: its eigenvalues are of its own model."))
     note = (f"ρ = max|λ| = {np.abs(eig0[row, block]).max():.3g}, σ_max = {sig0[row, block]:.3g} at initialisation"
             + (f"; now ρ = {np.abs(now_eigs).max():.3g}, σ_max = {now[1][row, block]:.3g}" if now_eigs is not None else ""))
@@ -130,7 +138,8 @@ def _bound_chart(cfg: RunConfig, view: RunView | None, row: int, block: int, big
     b = min(block, rad.shape[1] - 1) if rad is not None else 0
     gamma = theory.gamma(source_cfg)
     why_not = theory.bound_applies(source_cfg) if r == 0 else "only layer 1's profile is bounded by its own W_hh"
-    note = f"{where}; γ = {gamma:g}" + (f". The bound does not apply here: {why_not}" if why_not else "")
+    note = (f"{where}; γ = {gamma:g}, ρ and σ_max of the weights that step started from"
+            + (f". The bound does not apply here: {why_not}" if why_not else ""))
     draw_chart(bound_figure(grads[r], float(rad[r, b]) if rad is not None else None,
                             float(sig[r, b]) if sig is not None else None, gamma, step, note=note, big=big),
                "theory_chart_bound", "theory-bound")
@@ -155,7 +164,7 @@ def theory_page() -> None:
             st.error(f"These settings do not fit together: {plain(err or '')}")
         else:
             try:
-                live_section(cfg)
+                live_section(cfg, presenting())
             except store.RunStoreError as e:  # a warm start that cannot be read
                 st.error(f"Could not build the model: {plain(str(e), 300)}")
     with papers_tab:

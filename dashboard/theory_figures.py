@@ -20,7 +20,7 @@ from .chart_layout import finish, series_mode
 from .figures import FLOOR, base_layout, centre_note, finite_or_none, linear_envelope
 
 CIRCLE_POINTS = 181
-INIT_COLOUR, NOW_COLOUR, BOUND_COLOUR = "#9e9e9e", "#d62728", "#2ca02c"
+INIT_COLOUR, NOW_COLOUR, BOUND_COLOUR = "#333333", "#d62728", "#2ca02c"
 BOUND = "bound (γσ_max)^(T−1−t)"
 ENVELOPE = "linear-RNN envelope ρ^(T−1−t)"
 
@@ -40,8 +40,9 @@ def eigen_figure(init: np.ndarray | None, now: np.ndarray | None, block: str = "
     traces = [go.Scatter(x=np.cos(theta), y=np.sin(theta), mode="lines", name="unit circle |λ| = 1",
                          line=dict(color="#555", dash="dot", width=1), hoverinfo="skip")]
     reach = 1.0
-    for eigs, label, colour, symbol in ((init, "at initialisation", INIT_COLOUR, "circle-open"),
-                                        (now, now_label, NOW_COLOUR, "x")):
+    # now first, so the hollow circles of the start stay visible on top of it
+    for eigs, label, colour, symbol in ((now, now_label, NOW_COLOUR, "x"),
+                                        (init, "at initialisation", INIT_COLOUR, "circle-open")):
         if eigs is None:
             continue
         e = np.asarray(eigs)
@@ -54,8 +55,8 @@ def eigen_figure(init: np.ndarray | None, now: np.ndarray | None, block: str = "
                                                 "<extra></extra>"))
     lim = 1.1 * reach
     layout = base_layout(f"Eigenvalues of {block}", "Re λ", "Im λ", uirev="eigen")
-    layout["xaxis"].update(range=[-lim, lim], zeroline=True)
-    layout["yaxis"].update(range=[-lim, lim], zeroline=True, scaleanchor="x", scaleratio=1)
+    layout["xaxis"].update(range=[-lim, lim], zeroline=True, constrain="domain")  # square: the circle stays round
+    layout["yaxis"].update(range=[-lim, lim], zeroline=True, scaleanchor="x", scaleratio=1, constrain="domain")
     if init is None and now is None:
         layout["annotations"] = [centre_note("no weights")]
     return finish(traces, layout, big, subtitle=note)
@@ -66,7 +67,7 @@ def bound_figure(profile: np.ndarray | None, rho: float | None, sigma: float | N
     """(T,) measured ‖∂L/∂h_t‖ of layer 1 on a log axis, with the bound (γσ_max)^(T−1−t)·‖∂L/∂h_{T−1}‖
     and the linear-RNN envelope ρ^(T−1−t)·‖∂L/∂h_{T−1}‖, both anchored at the last timestep.
     Unlike Explore's profile chart, the y range covers the bound too: the point is where they part."""
-    title = "Measured ‖∂L/∂h_t‖ against the spectrum" + (f" (step {step})" if step is not None else "")
+    title = "‖∂L/∂h_t‖ against the spectrum" + (f" (step {step})" if step is not None else "")
     layout = base_layout(title, "timestep t", "‖∂L/∂h_t‖ (log)", log_y=True, uirev="bound")
     if profile is None:
         layout["annotations"] = [centre_note("no recorded profile yet: train on Explore")]

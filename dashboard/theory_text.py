@@ -30,7 +30,7 @@ def equations() -> None:
     st.latex(CELL)
     st.markdown("so one step back in time multiplies the gradient (a row vector) by")
     st.latex(JACOBIAN)
-    st.markdown("and, for a task whose loss reads only the last state h_{T−1} (adding, temporal order, digits; "
+    st.markdown("and, for a task whose loss reads only the last state $h_{T-1}$ (adding, temporal order, digits; "
                 "timesteps t = 0 … T−1 as on every chart),")
     st.latex(PRODUCT)
     st.markdown("**The bound** (Pascanu, Mikolov & Bengio 2013). The 2-norm of a product is at most the product "
@@ -48,7 +48,7 @@ def equations() -> None:
         "singular value, which is at least the spectral radius ρ and equal to it only for a normal W_hh "
         "(symmetric, orthogonal).\n"
         "- The bound holds for each sequence, and so for the norm over the batch that the lab records. It "
-        "needs every path from the loss to h_t to go through h_{T−1}: one layer, no attention, a last-step "
+        "needs every path from the loss to $h_t$ to go through $h_{T-1}$: one layer, no attention, a last-step "
         "task. With stacked layers, an every-step task (copy, sine, charlm) or attention, ∂L/∂h_t has direct "
         "terms outside the product.")
     st.markdown("**Explore's dashed envelope** (dashboard/figures.py, `linear_envelope`) is")
@@ -68,12 +68,12 @@ def equations() -> None:
         "The first term carries the gradient back through ∂c_t/∂c_{t−1} = diag(f_t), with no W_hh and no "
         "squashing derivative: with the forget gate near 1 (a forget bias of 1 starts it at σ(1) ≈ 0.73, "
         "a learnt gate goes higher) it decays like ∏ f_k, slowly, instead of like (γσ_max)^(T−1−t). The second "
-        "term holds the indirect paths (through h_{t−1} and the gates, each with its block of W_hh); they "
+        "term holds the indirect paths (through $h_{t-1}$ and the gates, each with its block of W_hh); they "
         "can vanish like a vanilla RNN's. Explore records ‖∂L/∂c_t‖ beside ‖∂L/∂h_t‖. The GRU's "
-        "h_t = (1 − z_t) ⊙ n_t + z_t ⊙ h_{t−1} gives the same kind of term, diag(z_t).")
+        "$h_t = (1 - z_t) \\odot n_t + z_t \\odot h_{t-1}$ gives the same kind of term, $\\operatorname{diag}(z_t)$.")
     st.markdown("**Why attention escapes.** With an attention readout the prediction reads every state:")
     st.latex(ATTENTION)
     st.markdown(
-        "The first term reaches h_t in one step, with no product of Jacobians, so ‖∂L/∂h_t‖ stays within a "
+        "The first term reaches $h_t$ in one step, with no product of Jacobians, so ‖∂L/∂h_t‖ stays within a "
         "factor α_t of the readout's gradient however far back t is. It shortens the gradient's path; whether "
         "the net then uses that path is up to training.")
