@@ -288,3 +288,129 @@ def test_a_run_one_process_trains_cannot_be_resumed_by_another(tmp_path):
     tr.stop()  # ends the run: the lock goes with it
     assert main(["resume", str(out), "--quiet"]) == 0
     assert store.load_run(out).status["status"] == "finished"
+
+
+# --- killing the server -----------------------------------------------------------------------------
+# A server's training service in a process of its own: 4 workers (processes, the default pool), 4
+# runs that cannot finish first, and one line once every run has saved a checkpoint.
+SERVER = textwrap.dedent("""
+    import json, os, sys, time
+    from rnn_core import store
+    from rnn_core.config import make_config
+    from rnn_core.service import TrainingService
+    from rnn_core.settings import ServiceSettings
+    svc = TrainingService(ServiceSettings(workers=4, pool="process", abandon_after_s=3600))
+    cells = ["rnn", "lstm", "gru", "rnn"]
+    jobs = [svc.submit(make_config(cell=c, seq_len=12, hidden_size=8, steps=100000, seed=k), store.run_dir(f"class-{k}"))
+            for k, c in enumerate(cells)]
+    def saved(j):
+        try:
+            return json.loads((j.out_dir / "status.json").read_text()).get("steps_done", 0) > 0
+        except (OSError, ValueError):
+            return False
+    while not all(saved(j) for j in jobs):
+        for j in jobs:
+            j.poll()
+            assert not j.done, (j.state, j.error)
+        time.sleep(0.05)
+    pids = [w.handle.pid for w in svc._workers]
+    print(json.dumps({"pids": pids}), flush=True)
+    while True:
+        for j in jobs:
+            j.poll()
+        time.sleep(0.05)
+""")
+
+
+def _start_server(env_root: Path) -> tuple[subprocess.Popen, list[int]]:
+    proc = subprocess.Popen([sys.executable, "-c", SERVER], env=_child_env(BPTT_LAB_RUNS=str(env_root)),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    line = proc.stdout.readline()  # blocks until every run has a checkpoint (or the server fails)
+    assert line, proc.stderr.read()[-3000:]
+    return proc, json.loads(line)["pids"]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie (exited, not yet reaped by its dead parent's successor) counts as gone
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except OSError:
+        return False
+
+
+def _wait_gone(pids: list[int], timeout: float = 120.0) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(_alive(p) for p in pids):
+        time.sleep(0.05)
+    return [p for p in pids if _alive(p)]
+
+
+def _resume_all_in_a_new_service(names: list[str]) -> None:
+    from rnn_core.service import TrainingService
+    from rnn_core.settings import ServiceSettings
+
+    svc = TrainingService(ServiceSettings(workers=2, pool="thread"))
+    try:
+        jobs = []
+        for name in names:
+            view = RunView.from_disk(store.run_dir(name))
+            assert view.resumable, (name, view.state)
+            jobs.append(svc.resume(store.run_dir(name), steps=view.steps_done + 15, name=name))
+        for job in jobs:
+            assert job.wait(timeout=300) and job.state == "finished", (job.name, job.state, job.error)
+    finally:
+        svc.shutdown()
+    for name in names:
+        assert store.load_run(store.run_dir(name)).status["status"] == "finished"
+
+
+NAMES = [f"class-{k}" for k in range(4)]
+
+
+def test_a_server_killed_with_its_workers_loses_no_run_and_each_resumes(tmp_path):
+    """SIGKILL to the server's whole process group (the server and its 4 workers, mid-training):
+    every run is on disk and readable, the Runs page lists all 4 as interrupted, each resumes."""
+    root = store.runs_root()
+    proc, pids = _start_server(root)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(60)
+    assert not _wait_gone(pids)
+    assert sorted(store.list_runs()) == NAMES
+    for name in NAMES:
+        _load_every_file(store.run_dir(name))
+        assert RunView.from_disk(store.run_dir(name)).state == INTERRUPTED
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=60).run()
+    at = at.switch_page("pages/runs.py").run()
+    assert not at.exception
+    table = at.dataframe[0].value.set_index("name")
+    assert sorted(table.index) == NAMES and set(table["status"]) == {INTERRUPTED}
+    _resume_all_in_a_new_service(NAMES)
+
+
+def test_orphaned_workers_of_a_killed_server_save_their_runs_and_exit(tmp_path):
+    """SIGKILL to the server process alone, as a crash that leaves its workers orphaned: each
+    worker notices its parent is gone, stops its run inside the step, saves it (stopped, resumable)
+    and exits instead of training on; nothing writes into the runs after that."""
+    root = store.runs_root()
+    proc, pids = _start_server(root)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(60)
+    try:
+        left = _wait_gone(pids)
+        assert not left, f"orphaned workers still running: {left}"
+    finally:
+        for pid in pids:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+    snapshot = {name: {p.name: p.stat().st_mtime_ns for p in store.run_dir(name).iterdir()} for name in NAMES}
+    for name in NAMES:
+        _load_every_file(store.run_dir(name))
+        status = store.load_run(store.run_dir(name)).status
+        assert status["status"] == "stopped" and status["steps_done"] > 0, (name, status)
+    assert snapshot == {name: {p.name: p.stat().st_mtime_ns for p in store.run_dir(name).iterdir()} for name in NAMES}
+    _resume_all_in_a_new_service(NAMES)
