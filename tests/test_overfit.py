@@ -282,3 +282,19 @@ def test_the_history_the_store_and_a_view_from_disk_carry_train_eval_loss(tmp_pa
     np.testing.assert_array_equal(live.scalars()["train_eval_loss"], want)
     np.testing.assert_allclose(disk, want, rtol=1e-6)
     assert disk.dtype == np.float32
+
+
+def test_a_run_saved_before_train_eval_loss_existed_still_checks_and_draws(tmp_path):
+    """Archives exported before the column existed lack it: import's check accepts them, the view draws them."""
+    from rnn_core.runcheck import CheckError, check_metrics
+    from rnn_core.view import RunView
+
+    Trainer(make_config(steps=3, seq_len=8, hidden_size=8), out_dir=tmp_path / "r").run()
+    path = tmp_path / "r" / "metrics.csv"
+    old = pd.read_csv(path).drop(columns="train_eval_loss")
+    old.to_csv(path, index=False)
+    check_metrics(tmp_path / "r")
+    assert np.isnan(RunView.from_disk(tmp_path / "r").history.scalars()["train_eval_loss"]).all()
+    old.drop(columns="val_loss").to_csv(path, index=False)
+    with pytest.raises(CheckError, match="lacks the columns val_loss"):
+        check_metrics(tmp_path / "r")

@@ -66,6 +66,16 @@ def test_digits_shapes_and_prior_baseline(mode, T, I):
     assert spec(cfg).baseline == pytest.approx(math.log(10), abs=0.01)
 
 
+def test_digits_distinct_draws_each_training_image_at_most_once():
+    """What a fixed training set of digits is drawn with: the whole 1500-image split, no repeats."""
+    cfg = make_config(task="digits", digits_mode="row", seq_len=8)
+    x, y = make_batch(cfg, torch.Generator().manual_seed(0), 1500, distinct=True)
+    images = x.transpose(0, 1).reshape(1500, -1).numpy()
+    assert len({r.tobytes() for r in images}) == 1500
+    drawn = make_batch(cfg, torch.Generator().manual_seed(0), 1500)[0].transpose(0, 1).reshape(1500, -1).numpy()
+    assert len({r.tobytes() for r in drawn}) < 1500  # with replacement, as the stream draws, some repeat
+
+
 def test_sine_targets_are_the_series_shifted_by_forecast_steps():
     cfg = make_config(task="sine", seq_len=30, forecast_steps=4)
     gen = torch.Generator().manual_seed(3)
