@@ -15,7 +15,7 @@ import numpy as np
 import streamlit as st
 
 from rnn_core import budget, store, theory
-from rnn_core.config import RunConfig, make_config
+from rnn_core.config import ConfigError, RunConfig, make_config
 from rnn_core.view import RunView
 
 from .panel import chart_format_control, draw_chart
@@ -35,12 +35,13 @@ except ImportError:  # an older tree without presenter mode
 MAX_STEP0_S = 1.5  # the step-0 profile costs one training step: not for configs slower than the server's limit
 
 
-@st.cache_data(max_entries=32, show_spinner=False)
-def _init_spectra(cfg_json: str) -> tuple[np.ndarray, np.ndarray]:
-    """(eigenvalues (LD, G, H) complex, σ_max (LD, G)) of W_hh at initialisation."""
+@st.cache_data(max_entries=64, show_spinner=False)
+def _init_spectrum(cfg_json: str, row: int, block: int) -> tuple[np.ndarray, float]:
+    """(eigenvalues (H,) complex, σ_max) of one block of W_hh at initialisation: one block, not all,
+    because a 512-unit 4-layer bidirectional LSTM has 32 of them."""
     cfg = make_config(json.loads(cfg_json))
-    blocks = theory.recurrent_blocks(theory.init_state(cfg), cfg)
-    return theory.eigenvalues(blocks), theory.spectral_norm(blocks)
+    blocks = theory.recurrent_blocks(theory.init_state(cfg), cfg)[row, block]
+    return theory.eigenvalues(blocks), float(theory.spectral_norm(blocks))
 
 
 @st.cache_data(max_entries=16, show_spinner="Computing the step-0 gradient profile…")
@@ -61,7 +62,8 @@ def latest_run() -> RunView | None:
     return ps.saved
 
 
-def _now_spectra(view: RunView) -> tuple[np.ndarray, np.ndarray] | None:
+def _now_spectrum(view: RunView, row: int, block: int) -> tuple[np.ndarray, float] | None:
+    """(eigenvalues, σ_max) of one block of the weights the run last saved, or None."""
     if view.out_dir is None:
         return None
     state = theory.saved_state(view.out_dir)
@@ -71,7 +73,9 @@ def _now_spectra(view: RunView) -> tuple[np.ndarray, np.ndarray] | None:
         blocks = theory.recurrent_blocks(state, view.cfg)
     except (KeyError, ValueError):
         return None
-    return theory.eigenvalues(blocks), theory.spectral_norm(blocks)
+    if row >= blocks.shape[0] or block >= blocks.shape[1]:
+        return None
+    return theory.eigenvalues(blocks[row, block]), float(theory.spectral_norm(blocks[row, block]))
 
 
 def _pickers(cfg: RunConfig) -> tuple[int, int]:
@@ -83,14 +87,14 @@ def _pickers(cfg: RunConfig) -> tuple[int, int]:
     if len(names) > 1:
         labels = [f"{n} (candidate: the tanh block)" if k == block else n for k, n in enumerate(names)]
         block = a.selectbox("W_hh block", range(len(names)), index=block, format_func=lambda k: labels[k],
-                            key="theory_block", help="The LSTM's W_hh stacks four H×H blocks (gates i, f, g, o), the "
+                            key=f"theory_block_{cfg.cell}", help="The LSTM's W_hh stacks four H×H blocks (gates i, f, g, o), the "
                             "GRU's three (r, z, n). The candidate block is the one tanh acts on, as in a vanilla RNN: "
                             "Explore's envelope uses its spectral radius.")
     rows = cfg.layers * D
     row = 0
     if rows > 1:
         labels = [f"layer {k // D + 1}" + ((" →" if k % 2 == 0 else " ←") if D == 2 else "") for k in range(rows)]
-        row = b.selectbox("layer", range(rows), format_func=lambda k: labels[k], key="theory_layer")
+        row = b.selectbox("layer", range(rows), format_func=lambda k: labels[k], key=f"theory_layer_{rows}")
     return row, block
 
 
@@ -99,12 +103,10 @@ def live_section(cfg: RunConfig, big: bool = False) -> None:
     row, block = _pickers(cfg)
     names = theory.BLOCKS[cfg.cell]
     block_name = "W_hh" if cfg.cell == "rnn" else f"W_hh, block {names[block]}"
-    eig0, sig0 = _init_spectra(_key(cfg))
-    now = _now_spectra(view) if view is not None else None
+    eig0, sig0 = _init_spectrum(_key(cfg), row, block)
+    now = _now_spectrum(view, row, block) if view is not None else None
     same = view is not None and view.cfg == cfg
-    now_eigs = None
-    if now is not None and row < now[0].shape[0] and block < now[0].shape[1]:
-        now_eigs = now[0][row, block]
+    now_eigs = now[0] if now is not None else None
     if view is None:
         st.caption("No run in this session yet: train one on Explore to see where training moves the eigenvalues.")
     else:
@@ -112,11 +114,11 @@ def live_section(cfg: RunConfig, big: bool = False) -> None:
         st.caption(f"Now: {plain(view.name)} ({plain(view.state)}, step {view.steps_done}); its weights as last saved"
                    + (f", after {saved} steps." if saved is not None else " (none saved yet).")
                    + ("" if same else " Its settings differ from the sidebar's: its eigenvalues are of its own model."))
-    note = (f"ρ = max|λ| = {np.abs(eig0[row, block]).max():.3g}, σ_max = {sig0[row, block]:.3g} at initialisation"
-            + (f"; now ρ = {np.abs(now_eigs).max():.3g}, σ_max = {now[1][row, block]:.3g}" if now_eigs is not None else ""))
+    note = (f"ρ = max|λ| = {np.abs(eig0).max():.3g}, σ_max = {sig0:.3g} at initialisation"
+            + (f"; now ρ = {np.abs(now_eigs).max():.3g}, σ_max = {now[1]:.3g}" if now is not None else ""))
     left, right = st.columns(2)
     with left:
-        draw_chart(eigen_figure(eig0[row, block], now_eigs, block_name, note=note, big=big), "theory_chart_eigen",
+        draw_chart(eigen_figure(eig0, now_eigs, block_name, note=note, big=big), "theory_chart_eigen",
                    "theory-eigenvalues")
     with right:
         _bound_chart(cfg, view, row, block, big)
@@ -165,7 +167,7 @@ def theory_page() -> None:
         else:
             try:
                 live_section(cfg, presenting())
-            except store.RunStoreError as e:  # a warm start that cannot be read
+            except (store.RunStoreError, ConfigError) as e:  # a warm start that cannot be read
                 st.error(f"Could not build the model: {plain(str(e), 300)}")
     with papers_tab:
         reproduce_section()

@@ -243,15 +243,16 @@ CHECKS: tuple[Check, ...] = (
           "where the tanh RNN stays at the baseline (MSE ≈ 0.17 of predicting 1).",
           "Our verdict (validation loss ≥ 1% below the best constant's on the same 256 sequences and a paired "
           "test p < 0.01) says the IRNN beat the baseline and the tanh RNN did not.",
-          "Theirs: SGD with a grid of learning rates and clipping thresholds, 100 units, batch 16, far more "
-          "sequences. Ours: Adam lr 1e-3, clip norm 1 for the IRNN, 64 units, batch 32, 10,000 steps.",
+          "Theirs, as we read the paper: SGD with a grid of learning rates and clipping thresholds, 100 units, "
+          "batch 16, far more sequences. Ours: Adam lr 1e-3, clip norm 1 for the IRNN, 64 units, batch 32, 10,000 steps.",
           ("paper-le2015-irnn-adding150", "paper-le2015-tanh-adding150"), judge_le2015),
     Check("arjovsky2016", "Arjovsky, Shah & Bengio 2016", "LSTM beats the copy baseline at delay 100",
           "On the copy task with delay T=100 the LSTM gets below the memoryless baseline 10·ln 8/(T+20).",
           "Our verdict: the LSTM's validation loss ≥ 1% below 10·ln 8/120 = 0.1733 with p < 0.01.",
           "Their T is the delay: 10 symbols, T−1 blanks, a delimiter, 10 answer steps, T+20 steps in all; our "
           "seq_len is the whole length, so their T=100 is our seq_len=120 (99 blanks) and 10·ln 8/(T+20) is our "
-          "10·ln 8/seq_len. Optimiser as theirs (RMSProp lr 1e-3, batch 20, 40 units); our budget 10,000 steps.",
+          "10·ln 8/seq_len. Optimiser and size as we read theirs (RMSProp lr 1e-3, batch 20, 40 units); our budget "
+          "10,000 steps.",
           ("paper-arjovsky2016-lstm-copy100",), judge_arjovsky2016),
     Check("pascanu2013", "Pascanu, Mikolov & Bengio 2013", "tanh RNN gradient falls at the spectrum's rate",
           "‖∂L/∂h_t‖ is bounded by (γ‖W_hh‖₂)^(T−1−t)‖∂L/∂h_{T−1}‖ (γ = 1 for tanh); for a near-linear RNN it "

@@ -310,10 +310,16 @@ def test_page_reads_a_config_from_the_link():
     assert not at.exception and not at.warning
     values = at.session_state["values"]
     assert (values["cell"], values["init_gain"], values["hidden_size"]) == ("lstm", 1.5, 16)
-    block = at.selectbox(key="theory_block")
+    block = at.selectbox(key="theory_block_lstm")
     assert block.value == 2  # the candidate block g
     block.set_value(1).run()
     assert not at.exception
+
+
+def test_a_warm_start_that_cannot_be_read_is_one_line():
+    at = theory_app(warm_start="nope")
+    assert not at.exception
+    assert any("warm_start=nope: no saved weights" in e.value.replace("\\", "") for e in at.error)
 
 
 def test_page_survives_a_hostile_link():
