@@ -95,7 +95,9 @@ def main() -> None:
         info = train(name, values, root, args.force)
         numbers = papers.load_numbers(root / name)
         s = numbers.summary
+        finished = datetime.fromtimestamp((root / name / "status.json").stat().st_mtime, timezone.utc)
         runs[name] = {"config": papers.non_default(numbers.cfg), "command": papers.command_line(name),
+                      "finished": finished.strftime("%Y-%m-%d %H:%M UTC"),
                       "status": s.get("status"), "steps_done": s.get("steps_done"),
                       "final_val_loss": s.get("final_val_loss"), "val_baseline": s.get("val_baseline"),
                       "beat_baseline": s.get("beat_baseline"), **info}

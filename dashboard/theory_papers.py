@@ -90,7 +90,19 @@ def live_outcome(started: dict) -> tuple[str, papers.Outcome | None]:
     return "; ".join(parts), papers.evaluate(check, numbers)
 
 
-def _check_block(c: papers.Check, row: dict | None, rs: ReproduceState) -> None:
+def _run_line(run: dict | None) -> str:
+    """One saved run of the results file in words: status, steps, final loss, wall time, when."""
+    if not run:
+        return ""
+    loss = run.get("final_val_loss")
+    wall = run.get("wall_s")
+    return (f"{run.get('status', '?')}, {run.get('steps_done', '?')} steps, final val loss "
+            + (f"{loss:.4g}" if isinstance(loss, (int, float)) else "—")
+            + (f", {wall:.0f} s of wall time" if isinstance(wall, (int, float)) else "")
+            + (f", finished {run['finished']}" if run.get("finished") else ""))
+
+
+def _check_block(c: papers.Check, row: dict | None, rs: ReproduceState, saved_runs: dict) -> None:
     with st.expander(f"{c.paper}: {c.title} — " + papers.agreement_text(row.get("agree") if row else None)):
         st.markdown(f"**Published.** {plain(c.claim)}")
         st.markdown(f"**Criterion.** {plain(c.criterion)}")
@@ -100,6 +112,8 @@ def _check_block(c: papers.Check, row: dict | None, rs: ReproduceState) -> None:
                         + (f" · {plain(row['detail'])}" if row.get("detail") else ""))
         for name in c.runs:
             st.code(papers.command_line(name), language="bash")
+            if saved_runs.get(name):
+                st.caption(plain(f"{name}: {_run_line(saved_runs[name])}"))
             if (store.run_dir(name) / "config.json").is_file():
                 st.page_link("pages/explore.py", label=f"Open {name} in Explore", icon=":material/insights:",
                              query_params={"run": name})
@@ -143,18 +157,19 @@ def reproduce_section() -> None:
     if data is None:
         st.info("No results file yet: `nice -n 10 python bench/papers.py` trains the presets and writes "
                 "docs/paper_checks.json.")
-        rows = {}
+        rows, saved_runs = {}, {}
     else:
         st.dataframe(results_table(data), hide_index=True, width="stretch")
         st.caption(f"Made by {code(data.get('command', ''), 120)} on {plain(str(data.get('generated', '?')))} "
                    f"({plain(str(data.get('machine', '')))})" + (" — a quick smoke run, not evidence" if data.get("quick") else ""))
         rows = {c.get("id"): c for c in data["checks"]}
+        saved_runs = data.get("runs") if isinstance(data.get("runs"), dict) else {}
     live = any(not j.done for started in rs.jobs.values() for j in started.values())
 
     @st.fragment(run_every=POLL_S if live else None)
     def checks() -> None:
         for c in papers.CHECKS:
-            _check_block(c, rows.get(c.id), rs)
+            _check_block(c, rows.get(c.id), rs, saved_runs)
         still = any(not j.done for started in rs.jobs.values() for j in started.values())
         if live and not still:
             st.rerun()  # the whole page, to switch the timer off

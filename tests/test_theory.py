@@ -384,3 +384,29 @@ def test_train_live_starts_the_presets_runs(monkeypatch):
     assert at.button(key="btn_paper_train_le2015").disabled
     at.button(key="btn_paper_stop_le2015").click().run()
     assert not at.exception and not at.button(key="btn_paper_train_le2015").disabled
+
+
+def test_a_preset_trained_live_is_judged_by_its_criterion(monkeypatch):
+    # the le2015 preset shrunk to seconds (the real one is 10,000 steps): the same page path, a real service
+    small = {"seq_len": 12, "hidden_size": 8, "steps": 20, "record_every": 5, "eval_every": 10}
+    for name in papers.CHECK["le2015"].runs:
+        monkeypatch.setitem(papers.RUNS, name, {**papers.RUNS[name], **small})
+    at = theory_app()
+    at.button(key="btn_paper_train_le2015").click().run()
+    assert not at.exception
+    live = at.session_state["page:theory:reproduce"].jobs["le2015"]
+    assert set(live) == set(papers.CHECK["le2015"].runs)
+    deadline = time.monotonic() + 120
+    while not all(j.done for j in live.values()):  # a bounded wait, never a timing assertion
+        for j in live.values():
+            j.poll()
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    at.run()
+    assert not at.exception
+    judged = [m.value for m in at.markdown if "This session's run" in m.value]
+    assert len(judged) == 1 and "does not agree (yet)" in judged[0]  # 20 steps solve nothing
+    numbers = {n: papers.load_numbers(j.out_dir) for n, j in live.items()}
+    assert papers.judge_le2015(numbers).agree is False
+    links = [e.proto.query_string for e in at.get("page_link")]
+    assert all(f"run={j.name}" in links for j in live.values())
