@@ -90,6 +90,12 @@ def import_upload(file_name: str, data: bytes, root: Path | None = None) -> tupl
     """Import an uploaded archive: (True, the new run's name) or (False, why not, in one line).
     The upload is written to a temporary file named after it (archive.name_from_file cleans the
     name), so the new run is named after the uploaded file, with -2, -3, ... when that is taken."""
+    from rnn_core.settings import load_settings
+
+    limit = load_settings().max_upload_mb  # Streamlit's server.maxUploadSize refuses larger ones first
+    if len(data) > limit * 2**20:
+        return False, (f"{show(repr(file_name))} is {len(data) / 2**20:.1f} MB; allowed: at most {limit} MB "
+                       "(BPTT_LAB_MAX_UPLOAD_MB)")
     base = archive.name_from_file(Path(os.path.basename(str(file_name).replace("\\", "/")) or "upload.zip"))
     with tempfile.TemporaryDirectory(prefix="bptt-lab-import-") as tmp:
         path = Path(tmp) / f"{base}.zip"

@@ -17,7 +17,7 @@ configs this machine serves well.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .config import RunConfig
 
@@ -40,9 +40,22 @@ class Estimate:
     bytes: int  # peak resident memory of a process running this config
     step_s: float  # seconds per training step
     run_s: float  # seconds for all `steps`
+    # seq_len × hidden_size × batch_size × layers (× 2 bidirectional): what memory and time grow with
+    shape: int = 0
+    shape_text: str = ""  # that product written out, for the messages
+    on_cpu: bool = True  # device cpu or auto: the shape limit is a CPU server's
 
     def describe(self) -> str:
         return f"≈ {_size(self.bytes)} · ≈ {_duration(self.step_s)}/step · ≈ {_duration(self.run_s)} for the run"
+
+
+def _max_shape_setting() -> int:
+    from .settings import load_settings
+
+    return load_settings().max_shape
+
+
+LOWER = "lower seq_len, hidden_size, layers or batch_size"
 
 
 @dataclass(frozen=True)
@@ -50,15 +63,21 @@ class Limits:
     max_bytes: int = 3 * 2**30  # one job; the pool runs one job per core, so 2 cores hold 6 GB
     # a step that would take longer cannot be stopped within about a second (see Trainer.request_stop)
     max_step_s: float = 1.5
+    # the largest seq_len × hidden_size × batch_size × layers (× directions) on CPU: BPTT_LAB_MAX_SHAPE
+    max_shape: int = field(default_factory=_max_shape_setting)
 
     def check(self, est: Estimate) -> str | None:
-        """None when the config fits, else one line saying what is over and by how much."""
+        """None when the config fits, else one line saying what is over, by how much, and the limit."""
+        product = f" ({est.shape_text})" if est.shape_text else ""
         if est.bytes > self.max_bytes:
-            return (f"this config needs {est.describe().split(' · ')[0]} of memory; this server allows "
-                    f"{_size(self.max_bytes)} per run: lower seq_len, hidden_size, layers or batch_size")
+            return (f"this config needs {est.describe().split(' · ')[0]} of memory{product}; this server allows "
+                    f"{_size(self.max_bytes)} per run (BPTT_LAB_MAX_JOB_MB): {LOWER}")
         if est.step_s > self.max_step_s:
-            return (f"one step would take {_duration(est.step_s)}; this server allows {_duration(self.max_step_s)} "
-                    f"per step: lower seq_len, hidden_size, layers or batch_size")
+            return (f"one step would take {_duration(est.step_s)}{product}; this server allows "
+                    f"{_duration(self.max_step_s)} per step (BPTT_LAB_MAX_STEP_S): {LOWER}")
+        if est.on_cpu and est.shape > self.max_shape:
+            return (f"{est.shape_text} is over this server's limit of {self.max_shape:,} on CPU "
+                    f"(BPTT_LAB_MAX_SHAPE): {LOWER}")
         return None
 
 
@@ -88,7 +107,18 @@ def estimate(cfg: RunConfig, flops_per_s: float | None = None) -> Estimate:
     units = cfg.seq_len * cfg.batch_size * cfg.hidden_size * ld
     step = STEP_OVERHEAD_S + PER_TIMESTEP_S * cfg.seq_len * ld + CELL_TIME_FACTOR[cfg.cell] * flops_per_step(cfg) / rate
     nbytes = int(BASE_BYTES + BYTES_PER_UNIT[cfg.cell] * units)
-    return Estimate(nbytes, step, step * cfg.steps)
+    return Estimate(nbytes, step, step * cfg.steps, units, shape_text(cfg), cfg.device in ("cpu", "auto"))
+
+
+def shape_text(cfg: RunConfig) -> str:
+    """'seq_len × hidden_size × batch_size × layers = 2000 × 512 × 32 × 4 × 2 directions = 262,144,000'."""
+    bi = cfg.bidirectional
+    names = "seq_len × hidden_size × batch_size × layers" + (" × 2 directions" if bi else "")
+    factors = [cfg.seq_len, cfg.hidden_size, cfg.batch_size, cfg.layers] + ([2] if bi else [])
+    total = 1
+    for f in factors:
+        total *= f
+    return f"{names} = {' × '.join(map(str, factors))} = {total:,}"
 
 
 def _size(n: float) -> str:

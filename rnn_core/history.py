@@ -46,11 +46,19 @@ def _pad_to(a: np.ndarray, width: int) -> np.ndarray:
     return np.pad(a, [(0, 0)] * (a.ndim - 1) + [(0, width - a.shape[-1])], constant_values=np.nan)
 
 
+def _session_cap(name: str) -> int:
+    """The server's cap on what a session keeps per run (BPTT_LAB_HISTORY_ROWS, BPTT_LAB_HISTORY_MB)."""
+    from .settings import load_settings
+
+    s = load_settings()
+    return s.history_rows if name == "rows" else s.history_mb * 2**20
+
+
 @dataclass
 class History:
-    max_recorded: int = MAX_RECORDED
+    max_recorded: int = field(default_factory=lambda: _session_cap("rows"))  # MAX_RECORDED unless set
     max_steps: int = MAX_STEPS
-    max_row_bytes: int = MAX_ROW_BYTES
+    max_row_bytes: int = field(default_factory=lambda: _session_cap("bytes"))  # MAX_ROW_BYTES unless set
     n: int = 0  # per-step points held
     step_thinning: Thinning = field(default_factory=Thinning)
     cols: dict[str, np.ndarray] = field(default_factory=dict)
@@ -69,6 +77,7 @@ class History:
     def __post_init__(self) -> None:
         if self.max_recorded < 2 or self.max_steps < 2:
             raise ValueError("history caps must be at least 2: thinning halves them")
+        self._max_rows = min(self._max_rows, self.max_recorded)
 
     @property
     def step_stride(self) -> int:

@@ -30,6 +30,17 @@ class ServiceSettings(BaseSettings):
     torch_threads: int = Field(1, ge=1, le=64, description="torch intra-op threads of each training job.")
     max_job_mb: int = Field(3072, ge=64, le=1_000_000, description="Refuse a config whose estimated memory is larger.")
     max_step_s: float = Field(1.5, gt=0, le=3600, description="Refuse a config whose estimated step takes longer.")
+    # 2^24: T=2000 × H=256 × B=32 × 1 layer fits (≈ 2.2 GB for an LSTM); twice that is over the memory limit anyway.
+    max_shape: int = Field(16_777_216, ge=1, le=10**12, description="Refuse a CPU config whose seq_len × hidden_size "
+                           "× batch_size × layers (× 2 when bidirectional) is larger.")
+    # Rows of ‖∂L/∂h_t‖ a page keeps per run (its heatmap); older ones are thinned, evenly spaced from step 0.
+    history_rows: int = Field(500, ge=2, le=100_000, description="Recorded steps a session keeps per run for its charts.")
+    # A session holds at most 5 runs (Explore, 4 Compare columns): 5 × 32 MB of heatmap rows at most.
+    history_mb: int = Field(32, ge=1, le=4096, description="MB of recorded rows a session keeps per run.")
+    # Streamlit's own server.maxUploadSize (.streamlit/config.toml) caps the upload; this is what import reads.
+    max_upload_mb: int = Field(200, ge=1, le=1024, description="Largest run archive the Runs page imports, in MB.")
+    # A class of 30 to 60 on one 2-core server; the room refuses the 61st with a message.
+    room_size: int = Field(60, ge=1, le=1000, description="Most members of one class room.")
     # 0: as the server. At 10 a default run took 7.3 s instead of 5.1 s in a browser on the same 2
     # cores (bench/bench_app.py), and a Stop reached the server no sooner: the browser was the wait.
     worker_nice: int = Field(0, ge=0, le=19, description="nice level of worker processes (higher yields the CPU).")
