@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from dashboard import room_follow
 from dashboard.style import page_css
 
 st.set_page_config(page_title="BPTT Lab", page_icon=":material/timeline:", layout="wide")
@@ -16,4 +17,8 @@ explore = st.Page("pages/explore.py", title="Explore", icon=":material/insights:
 compare = st.Page("pages/compare.py", title="Compare", icon=":material/compare:")
 runs = st.Page("pages/runs.py", title="Runs", icon=":material/folder_open:")
 theory = st.Page("pages/theory.py", title="Theory", icon=":material/functions:")
-st.navigation([explore, compare, runs, theory]).run()
+klass = st.Page("pages/class.py", title="Class", icon=":material/groups:")
+room_follow.read_link()  # ?room=CODE on any page joins that class room; the sidebar follows its step
+room_follow.room_sidebar()
+st.navigation([explore, compare, runs, theory, klass]).run()
+room_follow.keep_in_link()
