@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Mapping
 
 import streamlit as st
 
@@ -42,6 +42,7 @@ class RoomSession:
     key: str | None = None  # the teacher's key: this session opened the room (or came back with its link)
     error: str | None = None  # why the link, the room or a post did not work: one line in the sidebar, once
     version: int = -1  # the room's step version this session last saw
+    applied: int = -1  # the step version a following page last moved this session to (step_to_show)
     posted: set = field(default_factory=set)  # run names this session posted (the room refuses repeats too)
 
     @property
@@ -74,12 +75,12 @@ def enter(rs: RoomSession, raw_code: Any, key: Any = None, name: str = "") -> st
             rs.name = room.members.get(rs.member, {}).get("name", rs.name)
     except rooms.RoomError as err:
         return str(err)
-    rs.version = -1
+    rs.version, rs.applied = -1, -1
     return None
 
 
 def leave(rs: RoomSession) -> None:
-    rs.code, rs.key, rs.version = None, None, -1
+    rs.code, rs.key, rs.version, rs.applied = None, None, -1, -1
 
 
 def read_link() -> None:
@@ -120,6 +121,24 @@ def followed() -> tuple[str, str, int] | None:
     rs.version = room.version
     watch()
     return (room.code, room.lesson_id, room.step) if room.lesson_id else None
+
+
+def step_to_show(lessons: Mapping[str, Any]) -> tuple[str, int] | None:
+    """(lesson id, 0-based step) a following page should move to: the teacher's step, the first time
+    this session follows the room and each time the teacher sets a step after that; None in between,
+    so a student may look at another step until the teacher moves on. `lessons`: the page's lessons
+    by id (a lesson this server does not have, or a step past its end, is not followed)."""
+    rs = room_session()
+    at = followed()
+    if at is None or rs.applied == rs.version:
+        return None
+    rs.applied = rs.version
+    _, lesson_id, step = at
+    lesson = lessons.get(lesson_id)
+    if lesson is None or not 1 <= step <= len(lesson.steps):
+        rs.error = f"the teacher's step ({lesson_id}, step {step}) is not a lesson step of this server"
+        return None
+    return lesson_id, step - 1
 
 
 def watch() -> None:
@@ -224,4 +243,4 @@ def lesson_page_link(lesson_id: str, step: int, label: str) -> None:
 
 __all__ = ["RoomSession", "room_session", "enter", "leave", "read_link", "keep_in_link", "followed",
            "result_from_view", "post_finished", "lesson_link", "lesson_page_link", "lesson_titles", "room_sidebar",
-           "watch"]
+           "step_to_show", "watch"]
