@@ -39,8 +39,6 @@ class ServiceSettings(BaseSettings):
     history_mb: int = Field(32, ge=1, le=4096, description="MB of recorded rows a session keeps per run.")
     # Streamlit's own server.maxUploadSize (.streamlit/config.toml) caps the upload; this is what import reads.
     max_upload_mb: int = Field(200, ge=1, le=1024, description="Largest run archive the Runs page imports, in MB.")
-    # A class of 30 to 60 on one 2-core server; the room refuses the 61st with a message.
-    room_size: int = Field(60, ge=1, le=1000, description="Most members of one class room.")
     # 0: as the server. At 10 a default run took 7.3 s instead of 5.1 s in a browser on the same 2
     # cores (bench/bench_app.py), and a Stop reached the server no sooner: the browser was the wait.
     worker_nice: int = Field(0, ge=0, le=19, description="nice level of worker processes (higher yields the CPU).")
