@@ -5,6 +5,7 @@
     python -m rnn_core keys          # every key, its default and what is allowed
     python -m rnn_core export RUN --out FILE.zip     # RUN: a run name in the store, or a run directory
     python -m rnn_core import FILE.zip [--name NAME]  # checks the archive, prints the new run's name
+    python -m rnn_core sweep SPEC.toml --out DIR [--workers N] [--ray-address ADDRESS]  # rnn_core/sweep_cli.py
 
 Bad keys or values exit with status 2 and one line saying what was wrong; nothing is written.
 A config whose estimated memory or time per step is over the server's limits (rnn_core.budget) is
@@ -43,6 +44,9 @@ def _parser() -> argparse.ArgumentParser:
     i.add_argument("zip")
     i.add_argument("--name", default=None, help="the new run's name (default: the zip's file name; -2, -3, ... "
                                                 "when taken)")
+    from .sweep_cli import add_parser as add_sweep_parser
+
+    add_sweep_parser(sub)  # sweep: rnn_core/sweep_cli.py
     return p
 
 
@@ -76,6 +80,10 @@ def _train(trainer, quiet: bool) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "sweep":
+        from .sweep_cli import run as run_sweep
+
+        return run_sweep(args)
     if args.command in ("export", "import"):
         return _archive(args, argv if argv is not None else sys.argv[1:])
     from .trainer import Trainer

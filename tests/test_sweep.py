@@ -82,3 +82,203 @@ def test_map_builds_at_1000_points():
     fig = trainability_map(pts, "init_gain", "seq_len", "log10_ratio")
     assert np.array(fig.data[0].z, dtype=float).shape == (len(lengths), len(gains))
     assert len(fig.data[1].x) == len(gains) * len(lengths)
+
+
+# --- the spec ------------------------------------------------------------------------------------
+import json  # noqa: E402
+import math  # noqa: E402
+
+from rnn_core import cli, store  # noqa: E402
+from rnn_core.sweep import (CSV, INTERRUPTED, Sweep, SweepError, default_workers, local_service,  # noqa: E402
+                            profile_numbers, run_local, run_name)
+from rnn_core.sweep_spec import MAX_RUNS, SpecError, parse_spec  # noqa: E402
+
+TINY = """
+seeds = [0, 1]
+[base]
+task = "adding"
+steps = 6
+hidden_size = 4
+batch_size = 4
+eval_every = 3
+record_every = 2
+[grid]
+init_gain = [0.5, 1.0]
+seq_len = [5, 8]
+"""
+
+
+def test_spec_points_in_grid_order_with_each_seed():
+    spec = parse_spec(TINY)
+    runs = spec.runs()
+    assert spec.keys == ["init_gain", "seq_len"] and spec.size == 8 == len(runs)
+    assert [(r.point, r.values["init_gain"], r.values["seq_len"], r.seed) for r in runs[:3]] == [
+        (0, 0.5, 5, 0), (0, 0.5, 5, 1), (1, 0.5, 8, 0)]
+    assert runs[-1].cfg.init_gain == 1.0 and runs[-1].cfg.seq_len == 8 and runs[-1].cfg.seed == 1
+    assert runs[-1].cfg.steps == 6 and runs[-1].cfg.task == "adding"
+    assert parse_spec(spec.to_toml()) == spec  # saved beside sweep.csv and compared on a rerun
+
+
+@pytest.mark.parametrize("text, says", [
+    ("seeds = [0\n", "not valid TOML"),
+    ("[grids]\nseq_len = [5]\n", "unknown table or key 'grids'"),
+    ("[base]\ncell = 'rnn'\n", "needs a [grid] table"),
+    ("[grid]\nseq_len = [5]\nlr = [0.1]\nhidden_size = [2]\nlayers = [1]\n", "at most 3"),
+    ("[grid]\nseq_len = []\n", "non-empty list"),
+    ("[grid]\nseq_len = 5\n", "non-empty list"),
+    ("[grid]\nseq_len = [5, 5]\n", "twice"),
+    ("[grid]\nsequence_length = [5]\n", "not a config key"),
+    ("[grid]\nseed = [1, 2]\n", "seeds = [...]"),
+    ("[base]\nseq_len = 5\n[grid]\nseq_len = [5]\n", "both in [base] and in [grid]"),
+    ("seeds = []\n[grid]\nseq_len = [5]\n", "seeds must be a list"),
+    ("seeds = [1.5]\n[grid]\nseq_len = [5]\n", "seeds must be a list"),
+    ("[grid]\nseq_len = [5, 3000]\ncell = ['rnn']\n", "point seq_len=3000 cell=rnn is not a valid config: seq_len"),
+    ("[base]\ncell = 'gru'\n[grid]\nforget_bias = [0.0, 2.0]\n", "point forget_bias=0.0"),
+    (f"seeds = {list(range(100))}\n[grid]\nseq_len = {list(range(2, 102))}\nlr = [0.1, 0.2]\n", f"at most {MAX_RUNS:,}"),
+])
+def test_bad_spec_gets_one_line(text, says):
+    with pytest.raises(SpecError) as err:
+        parse_spec(text)
+    assert says in str(err.value) and "\n" not in str(err.value)
+
+
+def test_profile_numbers_against_the_linear_law():
+    # a linear RNN with W = γ·Q has ‖∂L/∂h_t‖ = γ^(T−1−t)·‖∂L/∂h_{T−1}‖ exactly: the ratio is (T−1)·log10 γ, and
+    # the horizon is the first k with γ^k < 1e-3, i.e. k = floor(3 / −log10 γ) + 1
+    T, gamma = 40, 0.7
+    g = gamma ** (T - 1 - np.arange(T))
+    grads = np.stack([np.full((1, T), np.nan)[0], g])[:, None, :]  # a NaN row first: the last finite row counts
+    horizon, ratio = profile_numbers(grads)
+    assert ratio == pytest.approx((T - 1) * math.log10(gamma))
+    assert horizon == math.floor(3 / -math.log10(gamma)) + 1
+    assert profile_numbers(np.zeros((0, 1, T))) == (None, None)
+
+
+def test_default_workers_one_per_core_or_the_gpu():
+    assert default_workers("auto", cpus=2, gpus=0) == 2
+    assert default_workers("cpu", cpus=16, gpus=1) == 16
+    assert default_workers("auto", cpus=16, gpus=1) == 2
+    assert default_workers("cuda", cpus=1, gpus=4) == 1
+
+
+# --- running ------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def local_sweep(tmp_path_factory):
+    """The tiny sweep through a local pool of 2 worker processes; then its run p0001-s1 deleted and
+    p0002-s0 marked as killed mid-run, and the sweep run again through the same pool."""
+    root = tmp_path_factory.mktemp("local")
+    service = local_service(2)
+    try:
+        sweep = Sweep.create(parse_spec(TINY), root / "tiny")
+        seen = []
+        counts = run_local(sweep, service=service, on_row=seen.append)
+        first = sweep.frame()
+        mtimes = {t.name: (t.run_dir / "status.json").stat().st_mtime_ns for t in sweep.tasks}
+        store.atomic_write_json(root / "tiny-p0002-s0" / "status.json",
+                                {**json.loads((root / "tiny-p0002-s0" / "status.json").read_text()), "status": "running"})
+        import shutil
+        shutil.rmtree(root / "tiny-p0001-s1")
+        again = Sweep.create(parse_spec(TINY), root / "tiny")
+        before = again.frame().set_index("run")["status"].to_dict()
+        redone = []
+        run_local(again, service=service, on_row=redone.append)
+    finally:
+        service.shutdown()
+    return dict(root=root, counts=counts, seen=seen, first=first, mtimes=mtimes, before=before, redone=redone,
+                again=again)
+
+
+def test_local_sweep_rows_match_the_saved_runs(local_sweep):
+    root, first = local_sweep["root"], local_sweep["again"].frame()  # after the rerun: what is on disk now
+    assert local_sweep["counts"] == {"runs": 8, "done": 8, "failed": 0} and len(local_sweep["seen"]) == 8
+    assert list(first.columns[:3]) == ["init_gain", "seq_len", "seed"]
+    for row in first.to_dict("records"):
+        run = store.load_run(root / row["run"])  # an ordinary saved run beside the sweep dir
+        s = run.status
+        assert row["status"] == s["status"] == "finished"
+        assert row["final_val_loss"] == s["final_val_loss"] and row["baseline"] == s["val_baseline"]
+        assert row["verdict"] in ("solved", "stuck at baseline", "still learning", "diverged")
+        assert run.config["init_gain"] == row["init_gain"] and run.config["seq_len"] == row["seq_len"]
+        assert run.config["seed"] == row["seed"]
+        assert row["ms_per_step"] == pytest.approx(float(run.metrics["step_time_ms"].median()))
+        horizon, ratio = profile_numbers(run.arrays["timestep_grads"])
+        assert row["memory_horizon"] == horizon and row["log10_ratio"] == pytest.approx(ratio)
+    on_disk = pd.read_csv(root / "tiny" / CSV)
+    assert list(on_disk["run"]) == list(first["run"])
+    assert np.allclose(on_disk["final_val_loss"], first["final_val_loss"], rtol=0, atol=0)
+    assert run_name("tiny", 3, 1) == "tiny-p0003-s1" and (root / "tiny-p0003-s1" / "config.json").is_file()
+
+
+def test_resume_skips_finished_runs_and_redoes_interrupted_ones(local_sweep):
+    before, redone, root = local_sweep["before"], local_sweep["redone"], local_sweep["root"]
+    assert before["tiny-p0002-s0"] == INTERRUPTED and before["tiny-p0001-s1"] == "pending"
+    assert sorted(r["run"] for r in redone) == ["tiny-p0001-s1", "tiny-p0002-s0"]
+    for name, mtime in local_sweep["mtimes"].items():
+        if name not in ("tiny-p0001-s1", "tiny-p0002-s0"):
+            assert (root / name / "status.json").stat().st_mtime_ns == mtime  # untouched
+    final = local_sweep["again"].frame()
+    assert (final["status"] == "finished").all()
+    # trained again from step 0: the same results as the first, uninterrupted time
+    assert list(final["final_val_loss"]) == list(local_sweep["first"]["final_val_loss"])
+
+
+def test_a_different_spec_in_the_same_dir_is_refused(local_sweep):
+    with pytest.raises(SweepError, match="different sweep"):
+        Sweep.create(parse_spec(TINY.replace("steps = 6", "steps = 7")), local_sweep["root"] / "tiny")
+
+
+# --- the command line -------------------------------------------------------------------------------
+def test_cli_bad_input_one_line_and_nothing_written(tmp_path, capsys):
+    spec = tmp_path / "bad.toml"
+    spec.write_text("[grid]\nseq_len = [5, 3000]\n")
+    assert cli.main(["sweep", str(spec), "--out", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: point seq_len=3000") and "\n" not in err
+    assert not (tmp_path / "s").exists()
+    assert cli.main(["sweep", str(tmp_path / "missing.toml"), "--out", str(tmp_path / "s")]) == 2
+    assert "cannot read the spec" in capsys.readouterr().err
+    spec.write_text(TINY)
+    assert cli.main(["sweep", str(spec), "--out", str(tmp_path / "bad name!")]) == 2
+    assert "sweep directory name" in capsys.readouterr().err
+    assert cli.main(["sweep", str(spec), "--out", str(tmp_path / "s"), "--workers", "0"]) == 2
+    assert "--workers 0" in capsys.readouterr().err
+    big = tmp_path / "big.toml"
+    big.write_text("[base]\ncell = 'lstm'\nhidden_size = 512\nlayers = 4\n[grid]\nseq_len = [2000]\n")
+    assert cli.main(["sweep", str(big), "--out", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: point seq_len=2000: ") and "this server allows" in err and "--no-limits" in err
+    assert not (tmp_path / "s").exists()
+
+
+def test_cli_reruns_a_finished_sweep_without_training(local_sweep, tmp_path, capsys):
+    spec = tmp_path / "tiny.toml"
+    spec.write_text(TINY)
+    assert cli.main(["sweep", str(spec), "--out", str(local_sweep["root"] / "tiny"), "--quiet"]) == 0
+    assert "8 of 8 runs done on this machine" in capsys.readouterr().out
+
+
+# --- Ray ------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def local_ray():
+    ray = pytest.importorskip("ray")
+    import os
+
+    from rnn_core.sweep import ray_runtime_env
+
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False,
+             runtime_env=ray_runtime_env())
+    yield ray
+    ray.shutdown()
+
+
+def test_ray_gives_the_same_results_as_the_local_pool(local_ray, local_sweep, tmp_path):
+    from rnn_core.sweep import run_ray
+
+    sweep = Sweep.create(parse_spec(TINY), tmp_path / "tiny")
+    counts = run_ray(sweep, address=None)
+    assert counts == {"runs": 8, "done": 8, "failed": 0}
+    ray_rows, local_rows = sweep.frame(), local_sweep["first"]
+    for col in ("run", "status", "verdict", "final_val_loss", "baseline", "memory_horizon", "log10_ratio"):
+        assert list(ray_rows[col]) == list(local_rows[col]), col  # to the last digit
+    assert store.load_run(tmp_path / "tiny-p0003-s1").status["status"] == "finished"
