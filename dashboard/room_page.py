@@ -137,9 +137,9 @@ def board(rs: RoomSession) -> None:
         ys = [k for k in choices if k != x] or [y0]
         y = b.selectbox("y", ys, index=ys.index(y0) if y0 in ys else 0, key="room_board_y")
         value = c.selectbox("colour", list(VALUES), key="room_board_value", format_func=lambda v: VALUES[v].label)
-        for k in (x, y):
-            if k not in frame.columns:
-                frame[k] = None
+        if frame[[x, y]].isna().all().any():
+            st.info(f"No result has a value for {plain(x)} and {plain(y)} yet: pick other keys.")
+            return
         st.plotly_chart(board_figure(frame, x, y, value), key="room_board_map", width="stretch")
         st.dataframe(board_table(frame, x, y), hide_index=True, width="stretch", key="room_board_table")
 
