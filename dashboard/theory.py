@@ -20,11 +20,11 @@ from rnn_core.view import RunView
 
 from .panel import chart_format_control, draw_chart
 from .safe import plain
-from .state import panel_state
+from .state import KEYS, panel_state
 from .theory_figures import bound_figure, eigen_figure
 from .theory_papers import reproduce_section
 from .theory_text import equations
-from .widgets import config_sidebar, url_warning
+from .widgets import config_sidebar, url_warning, widget_key
 
 try:  # presenter mode (dashboard/present.py, ?present=1): big charts for a projector
     from .present import on as presenting
@@ -32,6 +32,7 @@ except ImportError:  # an older tree without presenter mode
     def presenting() -> bool:
         return False
 
+PREFIX = "theory:"  # the sidebar's widget keys on this page (its values are Explore's)
 MAX_STEP0_S = 1.5  # the step-0 profile costs one training step: not for configs slower than the server's limit
 
 
@@ -78,6 +79,11 @@ def _now_spectrum(view: RunView, row: int, block: int) -> tuple[np.ndarray, floa
     return theory.eigenvalues(blocks[row, block]), float(theory.spectral_norm(blocks[row, block]))
 
 
+def _differing(a: RunConfig, b: RunConfig) -> list[str]:
+    x, y = a.model_dump(), b.model_dump()
+    return [k for k in x if x[k] != y[k]]
+
+
 def _pickers(cfg: RunConfig) -> tuple[int, int]:
     """(layer-direction row, gate block) to show: the candidate block by default, layer 1."""
     names = theory.BLOCKS[cfg.cell]
@@ -113,7 +119,8 @@ def live_section(cfg: RunConfig, big: bool = False) -> None:
         saved = theory.saved_step(view.out_dir) if view.out_dir is not None else None
         st.caption(f"Now: {plain(view.name)} ({plain(view.state)}, step {view.steps_done}); its weights as last saved"
                    + (f", after {saved} steps." if saved is not None else " (none saved yet).")
-                   + ("" if same else " Its settings differ from the sidebar's: its eigenvalues are of its own model."))
+                   + ("" if same else f" Its settings differ from the sidebar's ({plain(', '.join(_differing(view.cfg, cfg)))}): "
+                                      "its eigenvalues are of its own model."))
     note = (f"ρ = max|λ| = {np.abs(eig0).max():.3g}, σ_max = {sig0:.3g} at initialisation"
             + (f"; now ρ = {np.abs(now_eigs).max():.3g}, σ_max = {now[1]:.3g}" if now is not None else ""))
     left, right = st.columns(2)
@@ -140,24 +147,40 @@ def _bound_chart(cfg: RunConfig, view: RunView | None, row: int, block: int, big
     b = min(block, rad.shape[1] - 1) if rad is not None else 0
     gamma = theory.gamma(source_cfg)
     why_not = theory.bound_applies(source_cfg) if r == 0 else "only layer 1's profile is bounded by its own W_hh"
-    note = (f"{where}; γ = {gamma:g}, ρ and σ_max of the weights that step started from"
-            + (f". The bound does not apply here: {why_not}" if why_not else ""))
+    note = f"{where}; γ = {gamma:g}"
     draw_chart(bound_figure(grads[r], float(rad[r, b]) if rad is not None else None,
                             float(sig[r, b]) if sig is not None else None, gamma, step, note=note, big=big),
                "theory_chart_bound", "theory-bound")
+    st.caption("ρ and σ_max of the weights the profile's step started from (recorded before its update)."
+               + (f" **The bound does not apply here:** {why_not}." if why_not else
+                  " The bound applies: the measured line stays under the dashed one."))
     if source_cfg.cell != "rnn":
         st.caption(f"ρ and σ_max of block {theory.BLOCKS[source_cfg.cell][b]} of {source_cfg.cell.upper()}'s W_hh; "
                    "its gated paths are not products of this block alone.")
 
 
+def _share_values() -> None:
+    """One set of values for Explore and Theory, under widgets of their own (PREFIX): a widget key
+    drawn on two pages comes back at its default on the second (Streamlit keys widget state by
+    page) and would overwrite the shared value. Each widget is set from the values before it is
+    drawn, so a change made on Explore shows here."""
+    shared = st.session_state.get(KEYS.values)
+    if shared is not None:
+        st.session_state[PREFIX + KEYS.values] = shared  # the same dict: a change here is a change there
+    for name, value in (st.session_state.get(PREFIX + KEYS.values) or {}).items():
+        st.session_state[widget_key(name, PREFIX)] = value
+
+
 def theory_page() -> None:
-    cfg, err = config_sidebar()
+    _share_values()
+    cfg, err = config_sidebar(PREFIX)
+    st.session_state.setdefault(KEYS.values, st.session_state[PREFIX + KEYS.values])  # Theory opened first
     chart_format_control()
     st.title("Theory: why gradients vanish or explode")
     st.caption("The equations behind Explore's charts, the same quantities computed from your settings and your "
                "latest run, and published results checked on this machine. The sidebar is Explore's: a change "
                "here is a change there, and the link holds it.")
-    url_warning()
+    url_warning(PREFIX)
     equations_tab, live_tab, papers_tab = st.tabs(["Equations", "Your config", "Reproduce"])
     with equations_tab:
         equations()

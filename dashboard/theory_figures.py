@@ -67,7 +67,7 @@ def bound_figure(profile: np.ndarray | None, rho: float | None, sigma: float | N
     """(T,) measured ‖∂L/∂h_t‖ of layer 1 on a log axis, with the bound (γσ_max)^(T−1−t)·‖∂L/∂h_{T−1}‖
     and the linear-RNN envelope ρ^(T−1−t)·‖∂L/∂h_{T−1}‖, both anchored at the last timestep.
     Unlike Explore's profile chart, the y range covers the bound too: the point is where they part."""
-    title = "‖∂L/∂h_t‖ against the spectrum" + (f" (step {step})" if step is not None else "")
+    title = "Profile and bounds" + (f" (step {step})" if step is not None else "")
     layout = base_layout(title, "timestep t", "‖∂L/∂h_t‖ (log)", log_y=True, uirev="bound")
     if profile is None:
         layout["annotations"] = [centre_note("no recorded profile yet: train on Explore")]

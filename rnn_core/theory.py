@@ -33,7 +33,8 @@ def gamma(cfg: RunConfig) -> float:
 def bound_applies(cfg: RunConfig) -> str | None:
     """None when the Pascanu bound holds for layer 1's recorded profile; otherwise why it does not."""
     if cfg.cell != "rnn":
-        return f"a {cfg.cell.upper()}'s gradient also flows through its gates (and the LSTM's cell path), " \
+        article = "an" if cfg.cell == "lstm" else "a"
+        return f"{article} {cfg.cell.upper()}'s gradient also flows through its gates (and the LSTM's cell path), " \
                "which this bound does not cover"
     if cfg.attention != "none":
         return "with attention the readout reads every h_t: ∂L/∂h_t has a direct term outside the product"

@@ -140,7 +140,7 @@ def test_bound_figure_draws_bound_and_the_apps_envelope():
     assert np.allclose(measured.y, g)
     assert np.allclose(bound.y, 0.1 * 1.2 ** np.arange(T - 1, -1, -1.0))
     assert np.allclose(env.y, linear_envelope(g, 0.8))  # Explore's envelope, the same numbers
-    assert "step 40" in fig.layout.title.text and fig.layout.yaxis.type == "log"
+    assert "step 40" in fig.layout.title.text.replace("<br>", " ") and fig.layout.yaxis.type == "log"
     sig = TF.bound_figure(g, rho=0.8, sigma=1.2, gamma=0.25)
     assert np.allclose(sig.data[1].y, 0.1 * 0.3 ** np.arange(T - 1, -1, -1.0))
     curriculum = np.concatenate([g[:20], np.full(10, np.nan)])  # padded end: anchored at the last real step
@@ -410,3 +410,19 @@ def test_a_preset_trained_live_is_judged_by_its_criterion(monkeypatch):
     assert papers.judge_le2015(numbers).agree is False
     links = [e.proto.query_string for e in at.get("page_link")]
     assert all(f"run={j.name}" in links for j in live.values())
+
+
+def test_explore_and_theory_edit_one_set_of_values():
+    at = AppTest.from_file(APP, default_timeout=90)
+    at.query_params.update(cell="lstm", seq_len="12")
+    at.run()
+    values = lambda: {k: at.session_state["values"][k] for k in ("cell", "seq_len")}  # noqa: E731
+    at.switch_page("pages/theory.py").run()
+    assert values() == {"cell": "lstm", "seq_len": 12} and not at.exception  # Explore's values, not widget defaults
+    at.selectbox(key="theory:w_cell").set_value("gru").run()
+    assert values() == {"cell": "gru", "seq_len": 12} and at.query_params["cell"] in ("gru", ["gru"])
+    at.switch_page("pages/explore.py").run()
+    assert at.selectbox(key="w_cell").value == "gru" and at.session_state["panel:explore"].cfg.cell == "gru"
+    at.number_input(key="w_seq_len").set_value(33).run()
+    at.switch_page("pages/theory.py").run()
+    assert at.number_input(key="theory:w_seq_len").value == 33 and values() == {"cell": "gru", "seq_len": 33}
