@@ -26,7 +26,7 @@ CHANGES: dict[str, tuple[object, dict]] = {
     "init": ("orthogonal", {}), "init_gain": (1.5, {}), "forget_bias": (2.0, {"cell": "lstm"}),
     "embed_size": (33, {"task": "charlm"}), "hidden_size": (65, {}), "layers": (2, {}),
     "bidirectional": (True, {}), "residual": (True, {"layers": 2}), "norm": ("layer", {}), "dropout": (0.1, {}),
-    "attention": ("dot", {}), "batch_size": (33, {}), "steps": (301, {}), "seed": (1, {}), "optimizer": ("sgd", {}),
+    "attention": ("dot", {}), "batch_size": (33, {}), "train_size": (64, {}), "steps": (301, {}), "seed": (1, {}), "optimizer": ("sgd", {}),
     "lr": (0.002, {}), "weight_decay": (0.01, {}), "schedule": ("cosine", {}), "warmup_steps": (1, {}),
     "clip": (1.0, {}), "clip_mode": ("value", {"clip": 1.0}), "input_noise": (0.1, {}),
     "early_stopping_patience": (1, {}), "curriculum": (True, {}), "curriculum_start": (11, {"curriculum": True}),
