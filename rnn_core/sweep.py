@@ -266,6 +266,8 @@ def run_local(sweep: Sweep, workers: int | None = None, on_row: Callable[[dict],
 
     On Ctrl-C (KeyboardInterrupt) or `stop`, the queued runs are cancelled and the running ones
     stopped and marked interrupted (a rerun trains them again); sweep.csv is written either way."""
+    from .service import ServiceError
+
     if not sweep.todo():
         return sweep.counts()
     own = service is None
@@ -281,7 +283,11 @@ def run_local(sweep: Sweep, workers: int | None = None, on_row: Callable[[dict],
             while todo and len(running) < limit:
                 t = todo.popleft()
                 sweep.clear(t)
-                job = service.submit(t.planned.cfg, t.run_dir, t.name, check_limits=False)
+                try:
+                    job = service.submit(t.planned.cfg, t.run_dir, t.name, check_limits=False)
+                except ServiceError:  # a shared service's queue is full (a class is training): try again soon
+                    todo.appendleft(t)
+                    break
                 running[job.id] = (t, job)
             for job_id, (t, job) in list(running.items()):
                 job.poll()
@@ -410,3 +416,44 @@ def run_ray(sweep: Sweep, address: str | None = "auto", on_row: Callable[[dict],
         if started:
             ray.shutdown()
     return sweep.counts()
+
+
+# --- in the background (the app's Sweeps page) --------------------------------------------------------
+class BackgroundSweep:
+    """A sweep that runs on its own thread through a training service (the app's), so a page only
+    looks at it: `sweep.frame()` fills in as runs end. stop() cancels what waits and stops what runs."""
+
+    def __init__(self, sweep: Sweep, service: Any):
+        self.sweep, self.error, self.counts = sweep, None, None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(service,), name=f"sweep {sweep.dir.name}", daemon=True)
+        self._thread.start()
+
+    def _run(self, service: Any) -> None:
+        try:
+            self.counts = run_local(self.sweep, service=service, stop=self._stop)
+        except Exception as err:  # noqa: BLE001 - shown on the page in one line
+            self.error = f"{type(err).__name__}: {err}"
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set() and self.running
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def join(self, timeout: float | None = None) -> bool:
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+
+def list_sweeps(root: Path | None = None) -> list[str]:
+    """The sweep directories in the run store (each holds a sweep.toml), by name."""
+    root = root or store.runs_root()
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if RUN_NAME.match(p.name) and (p / SPEC).is_file())

@@ -282,3 +282,95 @@ def test_ray_gives_the_same_results_as_the_local_pool(local_ray, local_sweep, tm
     for col in ("run", "status", "verdict", "final_val_loss", "baseline", "memory_horizon", "log10_ratio"):
         assert list(ray_rows[col]) == list(local_rows[col]), col  # to the last digit
     assert store.load_run(tmp_path / "tiny-p0003-s1").status["status"] == "finished"
+
+
+# --- the Sweeps page under AppTest -----------------------------------------------------------------
+import re  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+from dashboard.sweeps_form import NONE, parse_seeds, parse_values, spec_from_form  # noqa: E402
+
+APP = str(Path(__file__).resolve().parents[1] / "streamlit_app.py")
+
+
+def test_form_values_and_base():
+    assert parse_values("0.5, 1, two, true,") == [0.5, 1, "two", True]
+    assert parse_seeds("0-3") == [0, 1, 2, 3] and parse_seeds("4, 7") == [4, 7]
+    spec = spec_from_form({"cell": "lstm", "seq_len": 99, "seed": 5, "forget_bias": 1.0},
+                          [("seq_len", "10, 20"), (NONE, ""), ("hidden_size", "4")], "0, 1")
+    assert spec.grid == {"seq_len": [10, 20], "hidden_size": [4]} and spec.seeds == (0, 1)
+    assert spec.base == {"cell": "lstm"}  # seq_len is on the grid, the seed in seeds, forget_bias at its default
+    with pytest.raises(SpecError, match="chosen twice"):
+        spec_from_form({}, [("seq_len", "10"), ("seq_len", "20")], "0")
+    with pytest.raises(SpecError, match="choose 1 to 3"):
+        spec_from_form({}, [(NONE, "")], "0")
+
+
+def texts(elements) -> str:
+    return " ".join(re.sub(r"\\(.)", r"\1", e.value) for e in elements)
+
+
+def sweeps_app() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    return at.switch_page("pages/sweeps.py").run()
+
+
+def fill(at: AppTest, rows, seeds="0", name="t-sweep") -> AppTest:
+    for i, (key, values) in enumerate(rows):
+        at.selectbox(key=f"sweep_key_{i}").set_value(key)
+        at.text_input(key=f"sweep_values_{i}").input(values)
+    at.text_input(key="sweep_seeds").input(seeds)
+    at.text_input(key="sweep_name").input(name)
+    at.button[[b.label for b in at.button].index("Start sweep")].click()
+    return at.run()
+
+
+def test_page_runs_a_tiny_sweep_and_draws_its_map():
+    at = sweeps_app()
+    assert not at.exception
+    at = fill(at, [("steps", "3"), ("seq_len", "5, 6"), ("hidden_size", "2")], name="page-sweep")
+    assert not at.exception and not at.error, texts(at.error)
+    assert "Started the sweep page-sweep: 2 runs." in texts(at.success)
+    from dashboard.sweeps import background
+
+    assert background()["page-sweep"].join(timeout=120)
+    at.run()
+    assert not at.exception and not at.error
+    assert "2 of 2 runs done · not running" in texts(at.caption)
+    assert len(at.get("plotly_chart")) == 1
+    csv = pd.read_csv(store.runs_root() / "page-sweep" / CSV)
+    assert list(csv["status"]) == ["finished", "finished"] and list(csv["run"]) == ["page-sweep-p0000-s0",
+                                                                                    "page-sweep-p0001-s0"]
+    # a click on the cell (steps 3, seq_len 6) lists its run with a link that opens it in Explore
+    at.session_state["sweep_map_page-sweep"] = {"selection": {"points": [{"x": "3", "y": "6"}], "point_indices": [1],
+                                                              "box": [], "lasso": []}}
+    at.run()
+    assert not at.exception
+    assert "(/?run=page-sweep-p0001-s0)" in " ".join(m.value for m in at.markdown)
+
+
+def test_page_opens_a_saved_sweep_and_continues_it():
+    Sweep.create(parse_spec(TINY), store.runs_root() / "saved-sweep")  # planned, nothing run
+    at = sweeps_app()
+    at.selectbox(key="sweep_open_pick").set_value("saved-sweep")
+    at.button(key="sweep_open").click()
+    at.run()
+    assert not at.exception and not at.error
+    assert "0 of 8 runs done · not running" in texts(at.caption)
+    assert len(at.get("plotly_chart")) == 1  # every cell blank until a run ends
+    assert any(b.label == "Continue" for b in at.button)
+
+
+def test_page_bad_input_one_line():
+    at = sweeps_app()
+    at = fill(at, [("seq_len", "5, 9999"), (NONE, ""), (NONE, "")])
+    assert not at.exception
+    assert texts(at.error).startswith("point seq_len=9999 is not a valid config: seq_len=9999 is invalid")
+    at = fill(at, [("seq_len", "5")], seeds="zero")
+    assert "seeds must be a list" in texts(at.error)
+    at = fill(at, [("seq_len", "5")], name="../escape")
+    assert "is not allowed" in texts(at.error)
+    assert not (store.runs_root() / "t-sweep").exists()
