@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import time
@@ -48,7 +49,7 @@ def train(name: str, values: dict, root: Path, force: bool) -> dict:
     if not force and _finished_same(path, cfg):
         print(f"{name}: already in {root}, read back", file=sys.stderr)
         previous = _previous_run(name)
-        return {"wall_s": previous.get("wall_s"), "trained": False}
+        return {"wall_s": previous.get("wall_s")}  # the wall time of the command that trained it
     if path.exists():
         import shutil
 
@@ -62,7 +63,7 @@ def train(name: str, values: dict, root: Path, force: bool) -> dict:
         if now - last > 30 or tr.done:
             print(f"{name}: step {tr.step_index}/{cfg.steps}, val {tr.last_val}, {now - t0:.0f} s", file=sys.stderr)
             last = now
-    return {"wall_s": round(time.perf_counter() - t0, 1), "trained": True}
+    return {"wall_s": round(time.perf_counter() - t0, 1)}
 
 
 def _previous_run(name: str) -> dict:
@@ -110,11 +111,11 @@ def main() -> None:
                     "agree": o.agree, "detail": o.detail})
         print(f"| {c.paper} | {c.title} | {o.ours} | {papers.agreement_text(o.agree)} |")
     result = {
-        "generated": started.strftime("%Y-%m-%d %H:%M UTC"),
-        "finished": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "generated": started.strftime("%Y-%m-%d %H:%M UTC"),  # when this file was written; each run has its own time
         "command": COMMAND + (" --quick" if args.quick else "") + (f" --only {args.only}" if args.only else ""),
         "quick": args.quick,
-        "machine": f"{platform.machine()}, {torch.get_num_threads()} torch thread, torch {torch.__version__}",
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores (shared), {torch.get_num_threads()} torch thread, "
+                   f"torch {torch.__version__}",
         "runs": runs, "checks": out,
     }
     if args.only and args.results.is_file():  # keep the other checks' rows

@@ -160,7 +160,10 @@ def reproduce_section() -> None:
         rows, saved_runs = {}, {}
     else:
         st.dataframe(results_table(data), hide_index=True, width="stretch")
-        st.caption(f"Made by {code(data.get('command', ''), 120)} on {plain(str(data.get('generated', '?')))} "
+        done = sorted(str(r.get("finished")) for r in (data.get("runs") or {}).values()
+                      if isinstance(r, dict) and r.get("finished"))
+        when = f"runs finished {done[0]} to {done[-1]}" if done else f"written {data.get('generated', '?')}"
+        st.caption(f"Made by {code(data.get('command', ''), 120)}, {plain(when)} "
                    f"({plain(str(data.get('machine', '')))})" + (" — a quick smoke run, not evidence" if data.get("quick") else ""))
         rows = {c.get("id"): c for c in data["checks"]}
         saved_runs = data.get("runs") if isinstance(data.get("runs"), dict) else {}
