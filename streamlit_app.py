@@ -19,7 +19,7 @@ runs = st.Page("pages/runs.py", title="Runs", icon=":material/folder_open:")
 theory = st.Page("pages/theory.py", title="Theory", icon=":material/functions:")
 klass = st.Page("pages/class.py", title="Class", icon=":material/groups:")
 sweeps = st.Page("pages/sweeps.py", title="Sweeps", icon=":material/grid_on:")
-room_follow.read_link()  # ?room=CODE on any page joins that class room; the sidebar follows its step
+room_follow.read_link()  # ?room=CODE on any page joins that class room; the sidebar names its step
 room_follow.room_sidebar()
 st.navigation([explore, compare, runs, sweeps, theory, klass]).run()
 room_follow.keep_in_link()
