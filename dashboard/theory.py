@@ -110,22 +110,31 @@ def live_section(cfg: RunConfig, big: bool = False) -> None:
     names = theory.BLOCKS[cfg.cell]
     block_name = "W_hh" if cfg.cell == "rnn" else f"W_hh, block {names[block]}"
     eig0, sig0 = _init_spectrum(_key(cfg), row, block)
-    now = _now_spectrum(view, row, block) if view is not None else None
+    comparable = view is not None and view.cfg.cell == cfg.cell  # the pickers' blocks are the sidebar cell's
+    now = _now_spectrum(view, row, block) if comparable else None
     same = view is not None and view.cfg == cfg
     now_eigs = now[0] if now is not None else None
+    run_init = None
+    if view is not None and not same and now is not None:  # the run's own start, beside the sidebar's
+        run_init = _init_spectrum(_key(view.cfg), row, block)
     if view is None:
         st.caption("No run in this session yet: train one on Explore to see where training moves the eigenvalues.")
+    elif not comparable:
+        st.caption(f"Now: {plain(view.name)} is {'an' if view.cfg.cell == 'lstm' else 'a'} {view.cfg.cell.upper()}: "
+                   f"set cell={view.cfg.cell} in the sidebar to see its W_hh beside the start.")
     else:
         saved = theory.saved_step(view.out_dir) if view.out_dir is not None else None
         st.caption(f"Now: {plain(view.name)} ({plain(view.state)}, step {view.steps_done}); its weights as last saved"
                    + (f", after {saved} steps." if saved is not None else " (none saved yet).")
                    + ("" if same else f" Its settings differ from the sidebar's ({plain(', '.join(_differing(view.cfg, cfg)))}): "
-                                      "its eigenvalues are of its own model."))
+                                      "its own start is drawn beside the sidebar's."))
     note = (f"ρ = max|λ| = {np.abs(eig0).max():.3g}, σ_max = {sig0:.3g} at initialisation"
+            + (f"; the run's start ρ = {np.abs(run_init[0]).max():.3g}" if run_init is not None else "")
             + (f"; now ρ = {np.abs(now_eigs).max():.3g}, σ_max = {now[1]:.3g}" if now is not None else ""))
     left, right = st.columns(2)
     with left:
-        draw_chart(eigen_figure(eig0, now_eigs, block_name, note=note, big=big), "theory_chart_eigen",
+        draw_chart(eigen_figure(eig0, now_eigs, block_name, run_init=run_init[0] if run_init is not None else None,
+                                note=note, big=big), "theory_chart_eigen",
                    "theory-eigenvalues")
     with right:
         _bound_chart(cfg, view, row, block, big)

@@ -20,7 +20,7 @@ from .chart_layout import finish, series_mode
 from .figures import FLOOR, base_layout, centre_note, finite_or_none, linear_envelope
 
 CIRCLE_POINTS = 181
-INIT_COLOUR, NOW_COLOUR, BOUND_COLOUR = "#333333", "#d62728", "#2ca02c"
+INIT_COLOUR, NOW_COLOUR, RUN_INIT_COLOUR, BOUND_COLOUR = "#333333", "#d62728", "#9467bd", "#2ca02c"
 BOUND = "bound (γσ_max)^(T−1−t)"
 ENVELOPE = "linear-RNN envelope ρ^(T−1−t)"
 
@@ -33,16 +33,18 @@ def radius(eigs: np.ndarray | None) -> float | None:
 
 
 def eigen_figure(init: np.ndarray | None, now: np.ndarray | None, block: str = "W_hh", now_label: str = "now",
-                 *, note: str | None = None, big: bool = False) -> go.Figure:
+                 *, run_init: np.ndarray | None = None, note: str | None = None, big: bool = False) -> go.Figure:
     """Eigenvalues (complex (H,) arrays) at initialisation and now, in the complex plane, with the unit
-    circle. Either may be None (no run yet). The axes are square and always hold the unit circle."""
+    circle. Either may be None (no run yet). `run_init`: the run's own start, when the run shown was
+    trained with other settings than `init` was built from. The axes are square and hold the circle."""
     theta = np.linspace(0, 2 * math.pi, CIRCLE_POINTS)
     traces = [go.Scatter(x=np.cos(theta), y=np.sin(theta), mode="lines", name="unit circle |λ| = 1",
                          line=dict(color="#555", dash="dot", width=1), hoverinfo="skip")]
     reach = 1.0
     # now first, so the hollow circles of the start stay visible on top of it
-    for eigs, label, colour, symbol in ((now, now_label, NOW_COLOUR, "x"),
-                                        (init, "at initialisation", INIT_COLOUR, "circle-open")):
+    series = ((now, now_label, NOW_COLOUR, "x"), (run_init, "the run at initialisation", RUN_INIT_COLOUR, "diamond-open"),
+              (init, "at initialisation", INIT_COLOUR, "circle-open"))
+    for eigs, label, colour, symbol in series:
         if eigs is None:
             continue
         e = np.asarray(eigs)
@@ -57,7 +59,7 @@ def eigen_figure(init: np.ndarray | None, now: np.ndarray | None, block: str = "
     layout = base_layout(f"Eigenvalues of {block}", "Re λ", "Im λ", uirev="eigen")
     layout["xaxis"].update(range=[-lim, lim], zeroline=True, constrain="domain")  # square: the circle stays round
     layout["yaxis"].update(range=[-lim, lim], zeroline=True, scaleanchor="x", scaleratio=1, constrain="domain")
-    if init is None and now is None:
+    if init is None and now is None and run_init is None:
         layout["annotations"] = [centre_note("no weights")]
     return finish(traces, layout, big, subtitle=note)
 

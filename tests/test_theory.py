@@ -291,6 +291,15 @@ def theory_app(**params) -> AppTest:
     return at.run()
 
 
+def typed(a) -> np.ndarray:
+    """A plotly JSON array: a list, or a typed array {"dtype", "bdata": base64}."""
+    if isinstance(a, dict):
+        import base64
+
+        return np.frombuffer(base64.b64decode(a["bdata"]), dtype=np.dtype(a["dtype"]))
+    return np.asarray(a, dtype=np.float64)
+
+
 def captions(at: AppTest) -> str:
     return " ".join(c.value for c in at.caption)
 
@@ -426,3 +435,30 @@ def test_explore_and_theory_edit_one_set_of_values():
     at.number_input(key="w_seq_len").set_value(33).run()
     at.switch_page("pages/theory.py").run()
     assert at.number_input(key="theory:w_seq_len").value == 33 and values() == {"cell": "gru", "seq_len": 33}
+
+
+def test_eigen_figure_draws_the_runs_own_start_when_it_differs():
+    fig = TF.eigen_figure(np.array([0.1, 0.2]), np.array([0.9]), run_init=np.array([0.5j, -0.5j]))
+    assert [d.name.split(":")[0] for d in fig.data] == ["unit circle |λ| = 1", "now", "the run at initialisation",
+                                                        "at initialisation"]
+
+
+def test_a_saved_run_opened_in_explore_is_drawn_with_its_own_start():
+    cfg = make_config(seq_len=10, hidden_size=6, steps=12, init_gain=1.4, record_every=4)
+    Trainer(cfg, out_dir=store.run_dir("saved-theory")).run()
+    at = AppTest.from_file(APP, default_timeout=90)
+    at.query_params["run"] = "saved-theory"
+    at.run()
+    at.switch_page("pages/theory.py").run()
+    assert not at.exception and not at.error
+    assert "Its settings differ from the sidebar" in captions(at).replace("\\", "")
+    charts = {e.proto.id: json.loads(e.proto.spec) for e in at.get("plotly_chart")}
+    eigen = next(v for k, v in charts.items() if "theory_chart_eigen" in k)
+    names = [d["name"].split(":")[0] for d in eigen["data"]]
+    assert names == ["unit circle |λ| = 1", "now", "the run at initialisation", "at initialisation"]
+    drawn = eigen["data"][2]
+    run_start = typed(drawn["x"]) + 1j * typed(drawn["y"])
+    ref = theory.eigenvalues(theory.recurrent_blocks(theory.init_state(cfg), cfg))[0, 0]
+    assert np.allclose(np.sort_complex(run_start), np.sort_complex(ref))
+    bound = next(v for k, v in charts.items() if "theory_chart_bound" in k)
+    assert "step 8" in bound["layout"]["title"]["text"].replace("<br>", " ")  # its latest recorded step
