@@ -100,6 +100,18 @@ def test_the_bound_bounds_the_measured_profile_of_a_tanh_rnn_at_init(values):
     assert g[0] < g[-1] or theory.gamma(cfg) * a["sigma_max"][0, 0] >= 1  # γσ < 1 forces a fall
 
 
+@pytest.mark.parametrize("gain", [0.9, 1.05])
+def test_the_envelope_is_exact_for_a_linear_rnn_with_a_scaled_orthogonal_w_hh(gain):
+    # W_hh = gain·Q: every Jacobian is gain·Q, so ‖∂L/∂h_t‖ = gain^(T−1−t)‖∂L/∂h_{T−1}‖ exactly, and
+    # ρ = σ_max = gain: Explore's envelope, the bound and the measured profile are one line
+    cfg = make_config(task="adding", seq_len=40, activation="linear", init="orthogonal", init_gain=gain, steps=1)
+    a = theory.step0_arrays(cfg)
+    g, rho, sigma = a["timestep_grads"][0], a["spectral_radius"][0, 0], a["sigma_max"][0, 0]
+    assert rho == pytest.approx(gain, rel=1e-6) and sigma == pytest.approx(gain, rel=1e-6)
+    assert np.allclose(g, linear_envelope(g, rho), rtol=1e-4)
+    assert np.allclose(g, theory.pascanu_bound(g[-1], len(g), sigma), rtol=1e-4)
+
+
 def test_bound_applies_says_why_not():
     assert "gates" in theory.bound_applies(make_config(cell="lstm"))
     assert "direct term" in theory.bound_applies(make_config(attention="dot"))
