@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from dashboard import present
 from dashboard import room_follow
 from dashboard.style import page_css
 
@@ -18,8 +19,11 @@ compare = st.Page("pages/compare.py", title="Compare", icon=":material/compare:"
 runs = st.Page("pages/runs.py", title="Runs", icon=":material/folder_open:")
 theory = st.Page("pages/theory.py", title="Theory", icon=":material/functions:")
 klass = st.Page("pages/class.py", title="Class", icon=":material/groups:")
+lessons = st.Page("pages/lessons.py", title="Lessons", icon=":material/school:")
 sweeps = st.Page("pages/sweeps.py", title="Sweeps", icon=":material/grid_on:")
+present.setup()  # ?present=1 on any page: presenter mode (no sidebar, big charts), kept for the session
 room_follow.read_link()  # ?room=CODE on any page joins that class room; the sidebar names its step
 room_follow.room_sidebar()
-st.navigation([explore, compare, runs, sweeps, theory, klass]).run()
+st.navigation([explore, compare, runs, sweeps, theory, klass, lessons]).run()
+present.keep_in_link()
 room_follow.keep_in_link()

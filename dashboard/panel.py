@@ -17,6 +17,7 @@ from rnn_core.diagnostics import HORIZON_RATIO
 from rnn_core.view import RunView
 
 from . import figures as F
+from . import present
 from .chart_config import plotly_config
 from .run_figures import CHANCE, build_figures
 from .safe import code, plain
@@ -34,6 +35,7 @@ def chart_key(prefix: str, chart: str) -> str:
 def draw_chart(fig: go.Figure, key: str, name: str = "bptt-lab") -> None:
     # A fixed height keeps the page from jumping while a chart is redrawn with new data. The
     # toolbar's camera saves <run name>.png at 3x, for slides.
+    fig = present.fit(fig)  # presenter mode (?present=1): big text and lines, on every page that draws here
     st.plotly_chart(fig, key=key, width="stretch", height=int(fig.layout.height or F.HEIGHT),
                     config=plotly_config(name, chart_format()))
 
@@ -171,7 +173,7 @@ def _pick(view: RunView, prefix: str) -> int:
 
 
 def draw_charts(view: RunView, prefix: str = "", pick: int = 0) -> None:
-    _layout(build_figures(view, pick), prefix, view.name)
+    _layout(build_figures(view, pick, big=present.on()), prefix, view.name)
 
 
 def draw_run(view: RunView, prefix: str = "", estimate: str | None = None) -> None:

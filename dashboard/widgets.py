@@ -11,7 +11,7 @@ new value in the run the change starts: a link copied at any moment is the exper
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Iterable
 
 import streamlit as st
 
@@ -107,8 +107,9 @@ def _on_change(name: str, prefix: str, link: bool) -> None:
         sync_url(values)
 
 
-def field_widget(name: str, values: dict, prefix: str = "", link: bool = True) -> None:
-    """Draw the widget of `name` where it matters, a one-line note where it does not; store its value."""
+def field_widget(name: str, values: dict, prefix: str = "", link: bool = True, disabled: bool = False) -> None:
+    """Draw the widget of `name` where it matters, a one-line note where it does not; store its value.
+    `disabled`: shown but not changeable (a lesson's locked key)."""
     spec = widget_specs()[name]
     shown, note = relevance(name, values)
     forced = forced_value(name, values)
@@ -121,25 +122,34 @@ def field_widget(name: str, values: dict, prefix: str = "", link: bool = True) -
         _draw(spec, forced, key, disabled=True)
         st.caption(f"{label(name)} is fixed to {forced} by task={values['task']} ({values.get('digits_mode')}).")
         return
-    values[name] = _draw(spec, values[name], widget_key(name, prefix), on_change=_on_change, args=(name, prefix, link))
+    if disabled:  # the value the form holds, not a widget state left from before
+        st.session_state[widget_key(name, prefix)] = values[name]
+    values[name] = _draw(spec, values[name], widget_key(name, prefix), disabled=disabled, on_change=_on_change,
+                         args=(name, prefix, link))
 
 
-def config_sidebar(prefix: str = "", link: bool = True) -> tuple[RunConfig | None, str | None]:
+def config_sidebar(prefix: str = "", link: bool = True, locked: Iterable[str] = (),
+                   hidden: Iterable[str] = ()) -> tuple[RunConfig | None, str | None]:
     """All config widgets in the sidebar (the lesson's knobs on top, the rest in an expander).
 
     `prefix` goes in front of every widget and session key, so two forms can share a page;
     `link` says whether this form reads and writes the address bar (one form per page should).
+    `locked` keys are shown disabled and `hidden` ones not at all (a lesson's fixed settings):
+    both keep the value the form was given.
     Returns (config, None), or (None, the ConfigError message) for an invalid combination.
     """
     init_values(prefix, link)
     values = st.session_state[prefix + VALUES]
+    locked, hidden = set(locked), set(hidden)
     with st.sidebar:
         st.subheader("Experiment")
         for name in MAIN_FIELDS:
-            field_widget(name, values, prefix, link)
+            if name not in hidden:
+                field_widget(name, values, prefix, link, disabled=name in locked)
         with st.expander("Advanced settings"):
             for name in advanced_fields():
-                field_widget(name, values, prefix, link)
+                if name not in hidden:
+                    field_widget(name, values, prefix, link, disabled=name in locked)
     cfg, err = build_config(values)
     if link:
         sync_url(values)  # a change that hid or forced another field changes the link too

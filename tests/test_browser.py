@@ -225,3 +225,58 @@ def test_every_page_renders_without_an_exception(browser, server):
     # the page menu names the pages by their titles (not the files in pages/)
     nav = page.locator('[data-testid="stSidebarNav"]').inner_text()
     assert "Explore" in nav and "Compare" in nav and "Runs" in nav and "streamlit app" not in nav.lower()
+
+
+def test_lessons_present_mode_arrow_keys(browser, server):
+    """A lesson link in presenter mode: no sidebar, big chart text, and ArrowRight presses Next."""
+    url, _ = server
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(url + "/lessons?lesson=vanishing&step=1&present=1", timeout=60_000)
+    page.get_by_text("Step 1 of 3").wait_for(timeout=60_000)
+    page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 1", timeout=60_000)
+    _no_exception(page)
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    assert sidebar.count() == 0 or not sidebar.first.is_visible()
+    assert not page.locator('[data-testid="stExpandSidebarButton"]').is_visible()
+    # predict, train the step (200 steps of a small RNN), read the answer
+    page.get_by_text("yes", exact=True).click()
+    train = page.locator(".st-key-les_train").get_by_role("button", name="Train")
+    page.wait_for_function("() => !document.querySelector('.st-key-les_train button').disabled", timeout=30_000)
+    _press(page, train)
+    page.get_by_text("You predicted").wait_for(timeout=90_000)
+    page.wait_for_function("""() => document.querySelectorAll('.js-plotly-plot .xtick text').length > 0""",
+                           timeout=30_000)
+    labels = page.evaluate("""() => Array.from(document.querySelectorAll(
+        '.js-plotly-plot .xtick text, .js-plotly-plot .ytick text, .js-plotly-plot .xtitle, .js-plotly-plot .ytitle'))
+        .map(t => [t.textContent, parseFloat(t.style.fontSize || getComputedStyle(t).fontSize)])""")
+    # plotly draws a log axis's in-between labels (2, 5 between two decades) at 3/4 of the tick size
+    sizes = [px for text, px in labels if not (text.strip() in "23456789" and px == 0.75 * 18)]
+    assert sizes and min(sizes) >= 18, labels  # the back of a room reads the axes
+    widths = page.evaluate("""() => Array.from(document.querySelectorAll('.js-plotly-plot .scatterlayer path.js-line'))
+        .map(p => parseFloat(p.style.strokeWidth || getComputedStyle(p).strokeWidth))""")
+    assert widths and min(widths) >= 3, widths
+    _no_exception(page)
+    page.screenshot(path=str(ARTIFACTS / "lessons_present_step1.png"), full_page=False)
+    page.wait_for_timeout(500)
+    page.evaluate("() => document.activeElement && document.activeElement.blur()")  # not in an input (the radio)
+    page.keyboard.press("ArrowRight")
+    page.get_by_text("Step 2 of 3").wait_for(timeout=30_000)
+    page.wait_for_function("() => location.search.includes('step=2')", timeout=10_000)
+    assert "present=1" in page.evaluate("() => location.search")
+    # an arrow key typed into an input moves the caret, not the lesson
+    page.wait_for_timeout(1000)
+    page.evaluate("""() => { const i = document.createElement('input'); i.id = 'typing-probe';
+                             document.body.appendChild(i); i.focus(); }""")
+    page.keyboard.press("ArrowLeft")
+    page.wait_for_timeout(1500)
+    assert page.get_by_text("Step 2 of 3").is_visible() and "step=2" in page.evaluate("() => location.search")
+    page.evaluate("() => document.getElementById('typing-probe').remove()")
+    page.evaluate("() => document.activeElement && document.activeElement.blur()")
+    page.keyboard.press("ArrowLeft")
+    page.get_by_text("Step 1 of 3").wait_for(timeout=30_000)
+    page.keyboard.press("ArrowRight")
+    page.get_by_text("Step 2 of 3").wait_for(timeout=30_000)
+    page.wait_for_timeout(1500)  # let the chart draw
+    _no_exception(page)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "lessons_present.png"), full_page=False)
