@@ -21,7 +21,7 @@ from rnn_core.view import RunView
 
 from . import compare_figures as CF
 from . import figures as F
-from . import jobs, present
+from . import jobs, present, room_follow
 from .compare_table import summary_rows
 from .lessons_keys import arrow_keys
 from .lessons_link import lesson_from_query, lesson_link, query_for
@@ -268,6 +268,7 @@ def compare_charts(lesson: Lesson, k: int, shown: list[RunView]) -> None:
 def results(ls: LessonsState, lesson: Lesson, shown: list[RunView]) -> None:
     k = ls.step
     for label, v in zip(ls.labels, shown):
+        room_follow.post_finished(v)  # in a class room, a run that ended goes on the class board, once
         with st.container():
             if len(shown) > 1:
                 st.caption(plain(label))
@@ -318,6 +319,8 @@ def lessons_page() -> None:
     ls = lessons_state()
     lessons, problems = load_lessons()
     read_link(ls, lessons)
+    if moved := room_follow.step_to_show(lessons):  # a class room's teacher set a step (dashboard/room_follow.py)
+        go_to(ls, *moved)
     if ls.lesson is not None and ls.lesson not in lessons:  # its file went away since
         go_to(ls, None)
     if problems:

@@ -12,6 +12,7 @@ import streamlit as st
 
 from rnn_core import rooms
 
+from . import present
 from .map_figures import VALUES
 from .room_board import axis_choices, board_figure, board_table, default_axes
 from .room_follow import (KEY_PARAM, PARAM, RoomSession, enter, followed, leave, lesson_page_link, lesson_titles,
@@ -140,7 +141,8 @@ def board(rs: RoomSession) -> None:
         if frame[[x, y]].isna().all().any():
             st.info(f"No result has a value for {plain(x)} and {plain(y)} yet: pick other keys.")
             return
-        st.plotly_chart(board_figure(frame, x, y, value), key="room_board_map", width="stretch")
+        fig = board_figure(frame, x, y, value, big=present.on())  # ?present=1: for the back of the room
+        st.plotly_chart(fig, key="room_board_map", width="stretch")
         st.dataframe(board_table(frame, x, y), hide_index=True, width="stretch", key="room_board_table")
 
     live()

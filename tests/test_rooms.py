@@ -549,3 +549,37 @@ def test_the_teacher_link_reopens_the_room(lessons):
     assert rs.member not in rooms.default_store().room(code).members  # the teacher is no student
     wrong = class_app(room=code, key="not-the-key")
     assert wrong.session_state["room_session"].student  # a wrong key only joins, as the code alone does
+
+
+def test_a_student_on_the_lessons_page_follows_the_teacher_and_posts_once(lessons):
+    room = rooms.open_room("T")
+    rooms.set_step(room.code, lessons, 2, room.key)
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["room"] = room.code
+    at.run()
+    at.switch_page("pages/lessons.py").run()
+    assert not at.exception
+
+    def shown() -> tuple[str | None, int]:
+        ls = at.session_state["page:lessons"]
+        return ls.lesson, ls.step
+
+    assert shown() == (lessons, 1) and at.query_params["step"] == "2"  # the teacher's step 2, 0-based 1
+    at.button(key="les_next").click().run()  # a student may look ahead...
+    at.run()
+    assert shown() == (lessons, 2)  # ...and stays there while the teacher stays
+    rooms.set_step(room.code, lessons, 1, room.key)  # the teacher moves on
+    at.run()
+    assert shown() == (lessons, 0) and at.query_params["step"] == "1"
+    at.radio(key=f"les_q_{lessons}_0").set_value(0).run()
+    at.button(key="les_train").click().run()
+    job = at.session_state["page:lessons"].jobs[0]
+    assert job.wait(timeout=120), "the lesson's run did not end"
+    at.run()
+    at.run()  # a page that sees the finished run again posts nothing more
+    posts = rooms.posts(room.code)
+    assert [p["run"] for p in posts] == [job.name]
+    assert posts[0]["final_val_loss"] == pytest.approx(job.view().summary["final_val_loss"])
+    assert posts[0]["config"]["seq_len"] == 10 and posts[0]["outcome"]
+    frame = board_frame(posts)
+    assert frame["run"].tolist() == [job.name] and frame["verdict"].iloc[0] == posts[0]["outcome"]
