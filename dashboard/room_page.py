@@ -30,6 +30,12 @@ def app_link(query: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, path, query, ""))
 
 
+def loopback(url: str) -> bool:
+    """Does `url` name this computer only (localhost, 127.x, ::1)? Then students elsewhere cannot open it."""
+    host = (urlsplit(url).hostname or "").lower()
+    return host == "localhost" or host.startswith("127.") or host == "::1"
+
+
 # --- actions -----------------------------------------------------------------------------------
 NOTICE = "room_page_notice"  # session state: the last action's one-line problem, shown once on this page
 
@@ -157,7 +163,12 @@ def teacher_view(rs: RoomSession) -> None:
         return
     st.markdown(f"### Room code: {code(room.code)}")
     st.caption("Students open this link, or type the code on this page:")
-    st.code(app_link(f"{PARAM}={room.code}"), language=None)
+    link = app_link(f"{PARAM}={room.code}")
+    st.code(link, language=None)
+    if loopback(link):
+        st.caption(":material/info: This address works on this computer only: open the app at the address the "
+                   "students' computers reach it by (the server's network address, see the README's Serving a "
+                   "class) and the link above follows.")
     with st.expander("Your teacher link (do not project it)"):
         st.caption("Reopens this room as its teacher after a reload or on another device. Anyone with it can "
                    "set the class's step and see the board.")

@@ -583,3 +583,14 @@ def test_a_student_on_the_lessons_page_follows_the_teacher_and_posts_once(lesson
     assert posts[0]["config"]["seq_len"] == 10 and posts[0]["outcome"]
     frame = board_frame(posts)
     assert frame["run"].tolist() == [job.name] and frame["verdict"].iloc[0] == posts[0]["outcome"]
+
+
+def test_the_student_link_is_the_app_root_and_a_loopback_one_says_so():
+    from dashboard.room_page import loopback
+
+    assert loopback("http://127.0.0.1:8501/?room=ABCDEF") and loopback("http://localhost:8501/")
+    assert loopback("http://[::1]:8501/") and not loopback("http://192.168.1.20:8501/?room=ABCDEF")
+    at, code, _ = open_as_teacher("none")
+    link = next(c.value for c in at.code if c.value.endswith(f"room={code}"))
+    assert "/class" not in link  # any page joins: the link opens the app's first page
+    assert ("works on this computer only" in texts(at)) == loopback(link)
