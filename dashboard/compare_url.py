@@ -71,7 +71,7 @@ def comparison_from_query(params: Mapping[str, str | list[str]]) -> tuple[dict[s
     shared_params = {k: v for k, v in lists.items() if "." not in k and k not in (COLS_KEY, RUNS_KEY)}
     shared, shared_warnings = values_from_query(shared_params)
     warnings += shared_warnings
-    n = _cols(lists[COLS_KEY], warnings) if COLS_KEY in lists else MIN_COLS
+    n = _cols(lists[COLS_KEY], warnings) if lists.get(COLS_KEY) else MIN_COLS
     found: list[dict[str, Any]] = [{} for _ in LETTERS]
     raw_of: dict[tuple[int, str], str] = {}
     for key, raws in lists.items():

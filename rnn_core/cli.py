@@ -15,6 +15,7 @@ A task that fixes its length (digits) takes it when seq_len is not given: --set 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -22,8 +23,18 @@ from .config import ConfigError, RunConfig, describe_allowed, make_config, parse
 from .rules import SHOW_LIMIT, RunStoreError, show
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's own refusals (a bad subcommand, a missing value) quote the word given: cut it, so a
+    10,000-character argument is one short line after the usage, as every other error is."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        message = re.sub(r"'([^']*)'", lambda m: f"'{show(m.group(1))}'", message)
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {_shorten(show(message, 400), [])}\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m rnn_core", description="Train a small RNN and record its gradients through time.")
+    p = _Parser(prog="python -m rnn_core", description="Train a small RNN and record its gradients through time.")
     sub = p.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train a run and save it into --out")
     t.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
@@ -105,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
             trainer = Trainer.resume(args.dir, steps=args.steps)
         return _train(trainer, args.quiet)
     except (ConfigError, RunStoreError, OSError, ValueError) as err:  # OSError: a path the system refuses (too long, no access)
-        print(f"error: {_shorten(str(err), argv if argv is not None else sys.argv[1:])}", file=sys.stderr)
+        print(f"error: {_shorten(_describe(err), argv if argv is not None else sys.argv[1:])}", file=sys.stderr)
         return 2
 
 
@@ -137,8 +148,8 @@ def _archive(args, argv: list[str]) -> int:
         out = archive.export_run(archive.resolve_run(args.run), args.out, report=html_report)
         print(f"exported to {out}", file=sys.stderr)
         return 0
-    except (archive.ArchiveError, ConfigError, RunStoreError) as err:
-        print(f"error: {_shorten(str(err), argv)}", file=sys.stderr)
+    except (archive.ArchiveError, ConfigError, RunStoreError, OSError, ValueError) as err:  # OSError, ValueError: a
+        print(f"error: {_shorten(_describe(err), argv)}", file=sys.stderr)  # path too long, with NUL, no access
         return 2
 
 
@@ -150,4 +161,12 @@ def _shorten(message: str, argv: list[str]) -> str:
     words = {w for arg in argv for w in (arg, arg.partition("=")[2]) if len(w) > SHOW_LIMIT}
     for word in sorted(words, key=len, reverse=True):
         message = message.replace(word, show(word))
-    return message
+    # one line, whatever a path or value held: control characters (\n, NUL, U+0085) read as escapes
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in message)
+
+
+def _describe(err: Exception) -> str:
+    """An error's line: an OSError names its path cut to SHOW_LIMIT (its own text repeats the whole path)."""
+    if isinstance(err, OSError) and err.filename is not None:
+        return f"{err.strerror or type(err).__name__}: {show(repr(str(err.filename)))}"
+    return str(err)

@@ -157,11 +157,15 @@ def describe_allowed(key: str) -> str:
 
 def format_validation_error(err: ValidationError) -> str:
     """One line per problem: key, bad value, what is allowed."""
-    parts = []
+    parts, unknown = [], []
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"])
         if e["type"] == "extra_forbidden":
-            parts.append(f"unknown key '{rules.show(loc)}' ({describe_allowed(loc)})")
+            if not unknown:  # the known keys are listed once, however many unknown ones there are
+                parts.append("")
+                at = len(parts) - 1
+            unknown.append(f"'{rules.show(loc)}'")
+            parts[at] = f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} ({describe_allowed(loc)})"
         elif not loc:  # cross-field check: its message already names the keys
             parts.append(str(e["msg"]).removeprefix("Value error, "))
         else:

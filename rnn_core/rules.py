@@ -23,9 +23,13 @@ SHOW_LIMIT = 40  # characters of a user value echoed in a message; a 10,000-char
 
 
 def show(value: Any, limit: int = SHOW_LIMIT) -> str:
-    """A value as a message shows it: bools as true/false (like a URL or --set), cut to `limit` with …."""
+    """A value as a message shows it: bools as true/false (like a URL or --set), cut to `limit` with …,
+    and on one line: a newline, NUL or other control character reads as its escape (\\n, \\x00)."""
     text = ("true" if value else "false") if isinstance(value, bool) else str(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    text = text if len(text) <= limit else text[: limit - 1] + "…"
+    if not text.isprintable():
+        text = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+    return text
 
 
 # --- per-task facts -----------------------------------------------------------------
