@@ -414,3 +414,75 @@ def test_orphaned_workers_of_a_killed_server_save_their_runs_and_exit(tmp_path):
         assert status["status"] == "stopped" and status["steps_done"] > 0, (name, status)
     assert snapshot == {name: {p.name: p.stat().st_mtime_ns for p in store.run_dir(name).iterdir()} for name in NAMES}
     _resume_all_in_a_new_service(NAMES)
+
+
+def test_a_real_server_killed_while_compare_trains_4_columns_loses_no_run(tmp_path):
+    """In a real browser (skips where Chromium or playwright is missing, like tests/test_browser.py):
+    Compare with 4 columns, Train all, and once every column's run has saved a step, SIGKILL the
+    server's whole process group. Every run is whole on disk; the Runs page (AppTest: a restarted
+    app) lists all 4 as interrupted; each resumes and finishes."""
+    from test_browser import CHROMIUM, CHROMIUM_ARGS, _free_port, _press, _wait_healthy
+
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is not installed")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    runs = store.runs_root()
+    port = _free_port()
+    env = {**os.environ, "BPTT_LAB_RUNS": str(runs), "BPTT_LAB_POOL": "process", "BPTT_LAB_WORKERS": "4"}
+    log = open(tmp_path / "server.log", "wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.address", "127.0.0.1",
+         "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        _wait_healthy(port, proc, timeout=60)
+        with sync_api.sync_playwright() as pw:
+            chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+            try:
+                page = chromium.new_page(viewport={"width": 1600, "height": 1400})
+                page.goto(f"http://127.0.0.1:{port}/compare?cols=4&seq_len=12&hidden_size=8&steps=100000",
+                          timeout=90_000)
+                train = page.locator(".st-key-cmp_btn_train").get_by_role("button", name="Train all")
+                train.wait_for(timeout=120_000)
+                page.wait_for_function("() => !document.querySelector('.st-key-cmp_btn_train button').disabled",
+                                       timeout=120_000)
+                _press(page, train)
+
+                def saved() -> list[str]:
+                    out = []
+                    for name in store.list_runs():
+                        try:
+                            if json.loads((store.run_dir(name) / "status.json").read_text()).get("steps_done", 0):
+                                out.append(name)
+                        except (OSError, ValueError):
+                            pass
+                    return out
+
+                deadline = time.monotonic() + 240  # a bound on a hang, not a timing: 4 saves end it
+                while len(saved()) < 4 and time.monotonic() < deadline and proc.poll() is None:
+                    time.sleep(0.1)
+                assert len(saved()) == 4, (store.list_runs(), (tmp_path / "server.log").read_text()[-2000:])
+                assert page.locator('[data-testid="stException"]').count() == 0
+            finally:
+                chromium.close()
+        os.killpg(proc.pid, signal.SIGKILL)  # the server and its 4 workers, mid-training
+        proc.wait(60)
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        log.close()
+    names = store.list_runs()
+    assert len(names) == 4 and all(n.startswith("compare-") for n in names)
+    for name in names:
+        _load_every_file(store.run_dir(name))
+        assert RunView.from_disk(store.run_dir(name)).state == INTERRUPTED
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=60).run()
+    at = at.switch_page("pages/runs.py").run()
+    assert not at.exception
+    table = at.dataframe[0].value.set_index("name")
+    assert sorted(table.index) == sorted(names) and set(table["status"]) == {INTERRUPTED}
+    _resume_all_in_a_new_service(names)
