@@ -6,6 +6,10 @@ requested page's script alone, with a menu of file names and without the entry f
 CSS, no presenter mode, no navigation). A server whose first request is a page's own link, say
 `/lessons?lesson=vanishing&step=1&present=1`, stayed in that mode for its whole life. A page that
 calls `through_entry()` first turns the fallback off and reruns, so the entry file runs.
+
+AppTest resets that flag before each of its runs, so under AppTest such a page always goes through
+the entry file, by a rerun: a button read by its return value (`if st.button(...)`) would lose its
+click there (the Runs page does that, and does not call it); on_click callbacks keep theirs.
 """
 from __future__ import annotations
 

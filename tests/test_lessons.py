@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from dashboard.chart_layout import chart_height
 from dashboard.style import present_css
 from rnn_core import make_config, store
 from rnn_core.diagnostics import memory_horizon
@@ -373,3 +374,40 @@ def test_present_mode_off_and_a_bad_value():
     at.query_params["present"] = "maybe"
     at.run()
     assert any("present=maybe" in w.value and "present=1" in w.value for w in at.warning)
+
+
+def test_enlarge_matches_the_builders_big_layout():
+    """Two ways to a presenter-mode chart agree: a builder's big=True, and present.enlarge of its
+    normal figure (what Compare's small multiples get): fonts, line widths, margins, height."""
+    from dashboard import figures as F
+    from dashboard.present import enlarge
+
+    steps = np.arange(50)
+    pre = np.geomspace(1, 100, 50)
+    post = np.minimum(pre, 5.0)
+    args = (steps, pre, post, pre > 5.0, 5.0, "norm")
+    big, small = F.clipping_figure(*args, big=True), F.clipping_figure(*args)
+    made = enlarge(small)
+    for fig in (big, made):
+        assert fig.layout.xaxis.tickfont.size >= 18 and fig.layout.xaxis.title.font.size >= 18
+        assert fig.layout.yaxis.tickfont.size >= 18 and fig.layout.legend.font.size >= 18
+    assert made.layout.height == big.layout.height > small.layout.height
+    assert made.layout.margin.l == big.layout.margin.l
+    lines = [t.line.width for t in made.data if "lines" in (t.mode or "lines")]
+    assert lines and min(lines) >= 3
+    assert [t.line.width for t in made.data] == [t.line.width for t in big.data]
+
+
+def test_present_mode_makes_compare_charts_big():
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["present"] = "1"
+    at.run()
+    at.switch_page("pages/compare.py")
+    for k in list(at.query_params):
+        del at.query_params[k]
+    at.run()
+    assert not at.exception
+    specs = _plotly_specs(at)
+    assert len(specs) >= 5
+    assert all(s["layout"]["xaxis"]["title"]["font"]["size"] >= 18 for s in specs)
+    assert all(s["layout"]["height"] >= chart_height(big=True) for s in specs)
