@@ -267,9 +267,11 @@ def compare_charts(lesson: Lesson, k: int, shown: list[RunView]) -> None:
 
 def results(ls: LessonsState, lesson: Lesson, shown: list[RunView]) -> None:
     k = ls.step
-    for label, v in zip(ls.labels, shown):
+    # one status per run; a comparison's side by side, each under its label, so they take one row
+    slots = st.columns(len(shown)) if len(shown) > 1 else [st.container() for _ in shown]
+    for slot, label, v in zip(slots, ls.labels, shown):
         room_follow.post_finished(v)  # in a class room, a run that ended goes on the class board, once
-        with st.container():
+        with slot:
             if len(shown) > 1:
                 st.caption(plain(label))
             draw_status(v)
