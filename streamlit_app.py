@@ -23,7 +23,8 @@ lessons = st.Page("pages/lessons.py", title="Lessons", icon=":material/school:")
 sweeps = st.Page("pages/sweeps.py", title="Sweeps", icon=":material/grid_on:")
 present.setup()  # ?present=1 on any page: presenter mode (no sidebar, big charts), kept for the session
 room_follow.read_link()  # ?room=CODE on any page joins that class room; the sidebar names its step
-room_follow.room_sidebar()
-st.navigation([explore, compare, runs, sweeps, theory, klass, lessons]).run()
+page = st.navigation([explore, compare, runs, sweeps, theory, klass, lessons])
+room_follow.room_sidebar()  # after st.navigation: its link to the Lessons page needs the pages registered
+page.run()
 present.keep_in_link()
 room_follow.keep_in_link()

@@ -42,7 +42,8 @@ def board_figure(frame: pd.DataFrame, x: str, y: str, value: str = "verdict", bi
         raise ValueError(f"value {value!r} is not one of {', '.join(VALUES)}")
     if x == y:
         raise ValueError("x and y must be two different keys")
-    return trainability_map(frame, x, y, value, big=big, title=f"The class's runs: {VALUES[value].title.lower()}")
+    # one line: a title wrapped onto two lines lost its first line above the chart in Chromium
+    return trainability_map(frame, x, y, value, big=big, title=f"The class: {VALUES[value].label}")
 
 
 def board_table(frame: pd.DataFrame, x: str, y: str) -> pd.DataFrame:

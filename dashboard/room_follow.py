@@ -226,19 +226,13 @@ def room_sidebar() -> None:
         if not room.lesson_id:
             st.caption("Waiting for the teacher to pick a lesson.")
             return
-        title = _lesson_title(room.lesson_id)
-        lesson_page_link(room.lesson_id, room.step, f"The class is at {title}: step {room.step}")
+        st.caption(f"The class is at step {room.step} of:")
+        lesson_page_link(room.lesson_id, room.step, _lesson_title(room.lesson_id))  # a narrow sidebar: the title alone
 
 
 def lesson_page_link(lesson_id: str, step: int, label: str) -> None:
-    """A link to the Lessons page at this step; the step in words where the app has no Lessons page."""
-    from pathlib import Path
-
-    if (Path(__file__).resolve().parents[1] / LESSONS_PAGE).is_file():
-        st.page_link(LESSONS_PAGE, label=plain(label), icon=":material/school:",
-                     query_params=lesson_link(lesson_id, step))
-    else:
-        st.caption(plain(label))
+    """A link to the Lessons page at this step (call after st.navigation: it needs the pages registered)."""
+    st.page_link(LESSONS_PAGE, label=plain(label), icon=":material/school:", query_params=lesson_link(lesson_id, step))
 
 
 __all__ = ["RoomSession", "room_session", "enter", "leave", "read_link", "keep_in_link", "followed",

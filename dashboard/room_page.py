@@ -109,6 +109,8 @@ def step_picker(rs: RoomSession, room: rooms.Room) -> None:
     a, b, c = st.columns([3, 1, 1.4], vertical_alignment="bottom")
     lesson_id = a.selectbox("Lesson", ids, key="room_lesson", format_func=lambda i: lessons[i].title)
     n = len(lessons[lesson_id].steps)
+    if "room_step" not in st.session_state and lesson_id == room.lesson_id:
+        st.session_state["room_step"] = room.step  # a teacher back with the link starts at the class's step
     if not 1 <= int(st.session_state.get("room_step", 1)) <= n:
         st.session_state["room_step"] = 1
     b.number_input(f"Step (1-{n})", min_value=1, max_value=n, step=1, key="room_step")
