@@ -224,9 +224,15 @@ class TrainingService:
     def __init__(self, settings: ServiceSettings | None = None):
         self.settings = settings or load_settings()
         self.limits = budget.Limits(self.settings.max_job_mb * 2**20, self.settings.max_step_s)
-        self._in_process = self.settings.pool == "process"
+        # the backend seam: Ray actors (rnn_core/service_ray.py) when BPTT_LAB_RAY_ADDRESS is set, else local
+        self._ray = None
+        if self.settings.ray_address:
+            from .service_ray import RayBackend
+
+            self._ray = RayBackend(self.settings.ray_address)
+        self._in_process = self.settings.pool == "process" or self._ray is not None
         self._ctx = mp.get_context("spawn") if self._in_process else None
-        self._results = self._ctx.Queue() if self._in_process else queue.Queue()
+        self._results = self._ray.queue() if self._ray else self._ctx.Queue() if self._in_process else queue.Queue()
         self._lock = threading.RLock()
         self._queue: deque[Job] = deque()
         self._jobs: dict[str, Job] = {}
@@ -332,6 +338,8 @@ class TrainingService:
 
     def _start_worker(self, index: int) -> _Worker:
         s = self.settings
+        if self._ray is not None:
+            return _Worker(index, *self._ray.start_worker(index, self._results, s.torch_threads, s.publish_every_s))
         if self._in_process:
             commands, stop_event = self._ctx.Queue(), self._ctx.Event()
             handle = self._ctx.Process(target=_worker_loop, name=f"bptt-lab-worker-{index}", daemon=True,

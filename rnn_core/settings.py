@@ -48,6 +48,9 @@ class ServiceSettings(BaseSettings):
     room_size: int = Field(60, ge=1, le=1000, description="Members a class room takes; one more is refused.")
     room_expire_h: float = Field(4.0, gt=0, le=720, description="A class room expires after this many hours without activity.")
     room_posts: int = Field(20, ge=1, le=1000, description="Results kept per member of a class room (the latest).")
+    # Unset: the workers are processes of this server. Set (auto, HOST:PORT): they are Ray actors on that
+    # cluster (pip install -r requirements-ray.txt); several machines need the run store on a shared path.
+    ray_address: str | None = Field(None, max_length=200, description="Ray cluster that trains the jobs (auto or HOST:PORT).")
 
 
 def load_settings() -> ServiceSettings:

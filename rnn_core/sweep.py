@@ -254,7 +254,7 @@ def local_service(workers: int):
     from .settings import ServiceSettings
 
     settings = ServiceSettings(workers=workers, pool="process", torch_threads=1, max_queue=2 * workers + 2,
-                               abandon_after_s=3600.0)
+                               abandon_after_s=3600.0, ray_address=None)  # local: --ray-address is run_ray's
     with _no_sigint_in_children():
         return TrainingService(settings)
 

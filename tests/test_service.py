@@ -182,3 +182,45 @@ def test_a_killed_worker_fails_its_job_only_and_is_replaced(process_service, tmp
     assert other.state == "finished"
     after = process_service.submit(small(), tmp_path / "after")
     assert after.wait(WAIT) and after.state == "finished"
+
+
+# --- the Ray backend (BPTT_LAB_RAY_ADDRESS): skipped where Ray is not installed --------------------
+@pytest.fixture(scope="module")
+def ray_service():
+    ray = pytest.importorskip("ray")
+    from rnn_core.sweep import ray_runtime_env
+
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False,
+             runtime_env=ray_runtime_env())
+    svc = TrainingService(ServiceSettings(workers=1, ray_address="auto"))  # Ray is up: the backend joins it
+    yield svc
+    svc.shutdown()
+    ray.shutdown()
+
+
+def test_ray_backend_streams_live_snapshots_and_saves_the_same_run(ray_service, tmp_path):
+    from rnn_core.trainer import Trainer
+    from rnn_core.service_ray import RayWorkerHandle
+
+    assert isinstance(ray_service._workers[0].handle, RayWorkerHandle)
+    cfg = small(steps=40, record_every=2)
+    job = ray_service.submit(cfg, tmp_path / "on-ray")
+    seen, deadline = set(), time.monotonic() + WAIT
+    while not job.done:  # what a page does: poll and take views while the job trains on the cluster
+        assert time.monotonic() < deadline, "the job did not end"
+        job.poll()
+        seen.add(job.view().steps_done)
+        time.sleep(0.02)
+    assert job.state == "finished", job.error
+    assert len(seen) >= 2  # snapshots arrived while it trained, not only at the end
+    live, disk = job.view(), RunView.from_disk(tmp_path / "on-ray")
+    assert live.steps_done == disk.steps_done == 40
+    here = Trainer(cfg)
+    here.run()
+    assert disk.summary["final_val_loss"] == here.summary()["final_val_loss"]  # the same numbers as here
+    stopped = ray_service.submit(small(steps=100_000), tmp_path / "stop-on-ray")
+    _until(lambda: stopped.steps_done > 0, jobs=[stopped])
+    stopped.stop()
+    _until(lambda: stopped.done, jobs=[stopped])
+    assert stopped.state == "stopped" and store.load_run(tmp_path / "stop-on-ray").status["status"] == "stopped"
