@@ -9,7 +9,7 @@ calls `through_entry()` first turns the fallback off and reruns, so the entry fi
 
 AppTest resets that flag before each of its runs, so under AppTest such a page always goes through
 the entry file, by a rerun: a button read by its return value (`if st.button(...)`) would lose its
-click there (the Runs page does that, and does not call it); on_click callbacks keep theirs.
+click there; on_click callbacks keep theirs, so every page's actions are callbacks.
 """
 from __future__ import annotations
 

@@ -178,23 +178,39 @@ def _switch(page: str, params: dict[str, str], rs: RunsState, what: str) -> None
         st.rerun()
 
 
+def on_open(rs: RunsState, name: str) -> None:
+    opened = open_saved(name)
+    if isinstance(opened, str):
+        _say(rs, "error", plain(opened))
+    else:
+        rs.go_to = (EXPLORE, {"run": name}, "Explore")
+
+
+def on_compare(rs: RunsState, picked: list[str]) -> None:
+    rs.go_to = (COMPARE, {"runs": ",".join(picked)}, "Compare")
+
+
+def follow_click(rs: RunsState) -> None:
+    """Switch to the page an Open or Compare click asked for (callbacks keep their click when the
+    page reruns through the entry file, but cannot switch pages themselves)."""
+    if rs.go_to:
+        page, params, what = rs.go_to
+        rs.go_to = None
+        _switch(page, params, rs, what)
+
+
 def actions(rs: RunsState, picked: list[str]) -> None:
     n = len(picked)
     st.caption(f"Selected: {', '.join(code(p, 60) for p in picked)}" if picked
                else "Select runs with the boxes at the left of the table.")
     one = n == 1
     a, b, c, d = st.columns(4)
-    if a.button("Open in Explore", key="runs_open", icon=":material/insights:", disabled=not one,
-                help="Draw the selected run on Explore (resumable there when it was stopped)."):
-        opened = open_saved(picked[0])
-        if isinstance(opened, str):
-            _say(rs, "error", plain(opened))
-            st.rerun()
-        _switch(EXPLORE, {"run": picked[0]}, rs, "Explore")
-    if b.button("Compare", key="runs_compare", icon=":material/compare:",
-                disabled=not COMPARE_MIN <= n <= COMPARE_MAX,
-                help=f"Side by side on Compare: select {COMPARE_MIN} to {COMPARE_MAX} runs."):
-        _switch(COMPARE, {"runs": ",".join(picked)}, rs, "Compare")
+    a.button("Open in Explore", key="runs_open", icon=":material/insights:", disabled=not one,
+             on_click=on_open, args=(rs, picked[0] if one else ""),
+             help="Draw the selected run on Explore (resumable there when it was stopped).")
+    b.button("Compare", key="runs_compare", icon=":material/compare:",
+             disabled=not COMPARE_MIN <= n <= COMPARE_MAX, on_click=on_compare, args=(rs, list(picked)),
+             help=f"Side by side on Compare: select {COMPARE_MIN} to {COMPARE_MAX} runs.")
     c.button("Prepare download", key="runs_prepare", icon=":material/folder_zip:", disabled=not one,
              on_click=on_prepare, args=(rs, picked[0] if one else ""),
              help="Build a .zip of the selected run (files, arrays as .npy and .csv, an offline report).")
@@ -223,6 +239,7 @@ def actions(rs: RunsState, picked: list[str]) -> None:
 
 def runs_page() -> None:
     rs = runs_state()
+    follow_click(rs)
     st.title("Runs: every saved run")
     st.caption(f"The run store {plain(str(store.runs_root()))}: sort by a column's header, filter by name or "
                "config, select rows for the actions below the table.")

@@ -73,6 +73,9 @@ class RunsState:
     export: tuple[str, bytes] | None = None  # (run name, zip bytes) of the last Prepare download, until the selection changes
     imported: set[str] = field(default_factory=set)  # upload ids already imported (an upload stays in the widget)
     import_notice: tuple[str, str] | None = None  # the last import's outcome, shown while its file stays
+    # (page, query params, page title) an Open or Compare click asked for: callbacks cannot switch
+    # pages, so the run they start does it
+    go_to: tuple[str, dict[str, str], str] | None = None
 
 
 def runs_state() -> RunsState:

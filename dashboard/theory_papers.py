@@ -28,6 +28,9 @@ class ReproduceState:
     """This session's live presets: check id -> {run name in papers.RUNS: its Job}."""
     jobs: dict = field(default_factory=dict)
     error: str | None = None  # why the last Train live did not start, shown once
+    # a Train or Stop click inside the polling fragment: the next fragment run reruns the whole
+    # page, which switches the poll timer on or off (a callback itself cannot rerun the app)
+    rerun_page: bool = False
 
 
 def reproduce_state() -> ReproduceState:
@@ -66,11 +69,16 @@ def on_train(rs: ReproduceState, check_id: str) -> None:
         rs.error = f"Could not start: {err}"
         return
     rs.jobs[check_id] = started
+    rs.rerun_page = True
 
 
 def on_stop(rs: ReproduceState, check_id: str) -> None:
-    for job in rs.jobs.get(check_id, {}).values():
+    started = rs.jobs.get(check_id, {}).values()
+    for job in started:
         job.stop()
+    for job in started:
+        job.wait(timeout=1.0)
+    rs.rerun_page = True
 
 
 def live_outcome(started: dict) -> tuple[str, papers.Outcome | None]:
@@ -123,16 +131,10 @@ def _check_block(c: papers.Check, row: dict | None, rs: ReproduceState, saved_ru
         started = rs.jobs.get(c.id)
         running = bool(started) and any(not j.done for j in started.values())
         a, b = st.columns(2)
-        # Not callbacks: the click's own run must be a full one, which switches the poll timer on or off.
-        if a.button("Train live", key=f"btn_paper_train_{c.id}", disabled=running,
-                    help=f"Train this preset's run(s) here ({papers.BUDGET:,} steps each), through the training service."):
-            on_train(rs, c.id)
-            st.rerun()
-        if b.button("Stop", key=f"btn_paper_stop_{c.id}", disabled=not running):
-            on_stop(rs, c.id)
-            for job in started.values():
-                job.wait(timeout=1.0)
-            st.rerun()
+        # Callbacks keep their click when a page reruns through the entry file (dashboard.entry).
+        a.button("Train live", key=f"btn_paper_train_{c.id}", disabled=running, on_click=on_train, args=(rs, c.id),
+                 help=f"Train this preset's run(s) here ({papers.BUDGET:,} steps each), through the training service.")
+        b.button("Stop", key=f"btn_paper_stop_{c.id}", disabled=not running, on_click=on_stop, args=(rs, c.id))
         if started:
             progress, outcome = live_outcome(started)
             st.caption(plain(progress))
@@ -171,6 +173,9 @@ def reproduce_section() -> None:
 
     @st.fragment(run_every=POLL_S if live else None)
     def checks() -> None:
+        if rs.rerun_page:
+            rs.rerun_page = False
+            st.rerun()
         for c in papers.CHECKS:
             _check_block(c, rows.get(c.id), rs, saved_runs)
         still = any(not j.done for started in rs.jobs.values() for j in started.values())
