@@ -7,7 +7,7 @@ It serves the app on 127.0.0.1 (its own run store in a temporary folder, the pro
 users get it), opens N Chromium pages in N browser contexts (N Streamlit sessions), waits until
 every page is ready, then presses Train on all of them at once. Per session it records, from
 that page's own mousedown time stamp:
-  - the first feedback: a filled chart or a queue position ("Queued: 3rd in line");
+  - the first feedback: the first step drawn (status line and charts) or a queue position ("Queued: 3rd in line");
   - the end: "Finished";
   - every queue position the page showed.
 Server memory (the RSS of the server and its training workers, one process group) is read
@@ -40,10 +40,11 @@ sys.path.insert(0, str(ROOT))
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-HEATMAP_FILLED = """() => Array.from(document.querySelectorAll('.js-plotly-plot')).some(
-    g => (g.data || []).some(t => t.type === 'heatmap' && t.z))"""
 RECORD_MOUSEDOWN = """() => document.addEventListener('mousedown',
     e => { window.__mousedown = performance.timeOrigin + e.timeStamp; }, {capture: true, once: true})"""
+# "12 / 300 steps · ..." with at least one step: the status line is drawn in the same fragment run as
+# the charts that hold those steps (a page may show charts before the click: a lesson's frames)
+STEPS_DRAWN = r"""() => /(^|\s)([1-9]\d*) \/ \d+ steps ·/.test(document.body.innerText)"""
 QUEUED = re.compile(r"Queued: (\d+)\w\w in line")
 
 
@@ -114,7 +115,17 @@ async def open_session(browser, url: str, s: Session, timeout_ms: int):
     await page.goto(url, timeout=timeout_ms)
     train = page.get_by_role("button", name="Train", exact=True).first
     await train.wait_for(state="visible", timeout=timeout_ms)
-    await page.get_by_text("Estimate:").first.wait_for(timeout=timeout_ms)  # workers are up
+    if "/lessons" in url:  # a lesson asks for a prediction first: Train waits for a choice
+        choice = page.locator('[data-testid="stRadio"] [role="radiogroup"] label').first
+        await choice.wait_for(timeout=timeout_ms)
+        await choice.click()
+    else:
+        await page.get_by_text("Estimate:").first.wait_for(timeout=timeout_ms)  # the page's run is done
+    deadline = time.monotonic() + timeout_ms / 1000
+    while not await train.is_enabled():
+        if time.monotonic() > deadline:
+            raise TimeoutError("Train stayed disabled")
+        await asyncio.sleep(0.1)
     await page.evaluate(RECORD_MOUSEDOWN)
     return context, page, train
 
@@ -140,7 +151,7 @@ async def watch(page, s: Session, timeout_s: float) -> None:
         if clicked and s.first_s is None:
             if s.positions:
                 s.first_s, s.first_kind = now - clicked / 1000, "queued"
-            elif await page.evaluate(HEATMAP_FILLED):
+            elif await page.evaluate(STEPS_DRAWN):
                 s.first_s, s.first_kind = now - clicked / 1000, "chart"
         if clicked and any("Finished" in t for t in text):
             s.done_s = now - clicked / 1000
