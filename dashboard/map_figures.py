@@ -170,10 +170,14 @@ def trainability_map(points: pd.DataFrame, x: str, y: str, value: str = "verdict
                        hovertemplate="%{hovertext}<extra></extra>",
                        customdata=cells["runs"].map(lambda r: ",".join(map(str, r))))
     v = VALUES[value]
+    # A click selects the cell whose marker is nearest (hoverdistance -1: always one). Streamlit turns
+    # click-selection off (clickmode "event") while the drag mode is a box or lasso select, so the map
+    # drags nothing by default (pan over fixed axes); the modebar's box select picks several cells.
     layout = base_layout(title or v.title, x, y, uirev=f"map {x} {y} {value}", hovermode="closest",
-                         hoverdistance=-1, clickmode="event+select", dragmode="select")
-    layout["xaxis"].update(type="category", categoryorder="array", categoryarray=xs)
-    layout["yaxis"].update(type="category", categoryorder="array", categoryarray=ys, exponentformat="none")
+                         hoverdistance=-1, clickmode="event+select", dragmode="pan")
+    layout["xaxis"].update(type="category", categoryorder="array", categoryarray=xs, fixedrange=True)
+    layout["yaxis"].update(type="category", categoryorder="array", categoryarray=ys, exponentformat="none",
+                           fixedrange=True)
     return finish([heat, hover], layout, big, subtitle=f"{v.reduce}; cell text: solved/finished, ↯ diverged, … waiting",
                   extra_height=MAP_HEIGHT)
 

@@ -169,7 +169,8 @@ def cell_links(points: pd.DataFrame, x: str, y: str, selection) -> None:
     """The runs of each clicked cell: each opens in Explore; 2-4 of them together in Compare."""
     cells = {(p.get("x"), p.get("y")) for p in (selection or [])}
     if not cells:
-        st.caption("Drag a box over a cell (or over several) to list its runs: each opens in Explore, 2-4 in Compare.")
+        st.caption("Click a cell to list its runs (the chart's box select picks several): each opens in Explore, "
+                   "2-4 together in Compare.")
         return
     for cx, cy in sorted(cells, key=str):
         rows = cell_runs(points, x, y, cx, cy)

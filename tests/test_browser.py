@@ -280,3 +280,53 @@ def test_lessons_present_mode_arrow_keys(browser, server):
     _no_exception(page)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "lessons_present.png"), full_page=False)
+
+
+MAP_SPEC = """
+seeds = [0]
+[base]
+task = "adding"
+steps = 20
+hidden_size = 8
+[grid]
+init_gain = [0.5, 1.0]
+seq_len = [5, 8]
+"""
+# the sweep map's plot: the one whose traces include a heatmap
+SWEEP_MAP = """() => Array.from(document.querySelectorAll('.js-plotly-plot')).find(
+    g => (g.data || []).some(t => t.type === 'heatmap'))"""
+# the page position of a point inside the map's cell (x label, y label), as fractions of the cell from its centre
+CELL_POINT = """([xl, yl, fx, fy]) => { const g = (""" + SWEEP_MAP + """)(), L = g._fullLayout, r = g.getBoundingClientRect();
+    const xa = L.xaxis, ya = L.yaxis;  // by category index: d2p reads a numeric label such as "5" as an index
+    const cx = xa.l2p(xa._categories.indexOf(xl)), cy = ya.l2p(ya._categories.indexOf(yl));
+    const w = Math.abs(xa.l2p(1) - xa.l2p(0)), h = Math.abs(ya.l2p(1) - ya.l2p(0));
+    return [r.left + xa._offset + cx + fx * w, r.top + ya._offset + cy + fy * h]; }"""
+
+
+def test_sweep_map_cell_click_lists_its_runs(browser, server):
+    """A tiny finished 2×2 sweep opened on Sweeps: one click inside a cell (off its centre) lists
+    that cell's run, linked to Explore."""
+    url, tmp = server
+    from rnn_core import cli
+
+    spec = tmp / "map.toml"
+    spec.write_text(MAP_SPEC)
+    assert cli.main(["sweep", str(spec), "--out", str(tmp / "runs" / "tiny"), "--workers", "1", "--quiet"]) == 0
+    page = browser.new_page(viewport={"width": 1280, "height": 1100})
+    page.goto(url + "/sweeps", timeout=60_000)
+    page.get_by_text("Sweeps: where does training work?").first.wait_for(timeout=60_000)
+    _press(page, page.locator(".st-key-sweep_open").get_by_role("button", name="Open"))
+    page.wait_for_function("() => !!(" + SWEEP_MAP + ")()", timeout=60_000)
+    page.get_by_text("4 of 4 runs done").wait_for(timeout=30_000)
+    page.wait_for_timeout(1500)  # let the chart settle
+    _no_exception(page)
+    x, y = page.evaluate(CELL_POINT, ["1", "8", 0.3, -0.3])  # init_gain 1, seq_len 8: up and right of centre
+    page.mouse.click(x, y)
+    link = page.locator('a[href="/?run=tiny-p0003-s0"]')
+    link.wait_for(timeout=30_000)
+    assert page.locator("strong").filter(has_text="init_gain = 1, seq_len = 8").is_visible()  # the cell's heading
+    assert page.locator('a[href^="/?run=tiny-"]').count() == 1  # that cell's run only
+    _no_exception(page)
+    ARTIFACTS.mkdir(exist_ok=True)
+    link.scroll_into_view_if_needed()  # the app scrolls inside its own container: show the map's lower half and the links
+    page.screenshot(path=str(ARTIFACTS / "page_sweeps.png"))
