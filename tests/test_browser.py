@@ -5,6 +5,7 @@ subprocess on 127.0.0.1 with its own run store, and it is always killed.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -52,19 +53,26 @@ def _wait_healthy(port: int, proc: subprocess.Popen, timeout: float = 30.0) -> N
 
 @pytest.fixture
 def server(tmp_path):
+    with _serve(tmp_path) as url:
+        yield url, tmp_path
+
+
+@contextlib.contextmanager
+def _serve(tmp_path: Path, log_name: str = "server.log"):
+    """A fresh streamlit server for the app, its run store tmp_path/"runs"; yields its URL."""
     if shutil.which("streamlit") is None and not (Path(sys.executable).parent / "streamlit").exists():
         pytest.skip("streamlit executable not found")
     port = _free_port()
     # the server as users get it: the process pool (conftest sets threads for AppTest)
     env = {**os.environ, "BPTT_LAB_RUNS": str(tmp_path / "runs"), "BPTT_LAB_POOL": "process"}
-    log = open(tmp_path / "server.log", "wb")
+    log = open(tmp_path / log_name, "wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.address", "127.0.0.1",
          "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         _wait_healthy(port, proc)
-        yield f"http://127.0.0.1:{port}", tmp_path
+        yield f"http://127.0.0.1:{port}"
     finally:
         # the server and anything it started: its own process group, by id
         try:
@@ -330,3 +338,43 @@ def test_sweep_map_cell_click_lists_its_runs(browser, server):
     ARTIFACTS.mkdir(exist_ok=True)
     link.scroll_into_view_if_needed()  # the app scrolls inside its own container: show the map's lower half and the links
     page.screenshot(path=str(ARTIFACTS / "page_sweeps.png"))
+
+
+# (screenshot name, link, the page's own title); each of the first FRESH is a fresh server's first request
+DIRECT_LINKS = [("sweeps", "/sweeps", "Sweeps: where does training work?"),
+                ("lessons_step", "/lessons?lesson=vanishing&step=1", "Vanishing gradients in a tanh RNN"),
+                ("class", "/class", "Class room"),
+                ("runs", "/runs", "Runs: every saved run"),
+                ("explore", "/", "Explore: gradients through time"),
+                ("compare", "/compare", "Compare: mitigations side by side"),
+                ("theory", "/theory", "Theory: why gradients vanish or explode"),
+                ("lessons", "/lessons", "Lessons: predict, observe, explain")]
+NO_SKELETON = """() => !document.querySelector('[data-testid="stSkeleton"], [data-testid="stAppSkeleton"]')"""
+FRESH = 4  # the others are opened after the last fresh one, on its server
+
+
+def test_every_page_by_its_own_link_on_a_fresh_server(browser, tmp_path):
+    """Streamlit picks its pages-folder mode on a server's first request: a page's own link as that
+    request must still get the app's navigation (not a menu of file names), its page and no exception."""
+    def check(page, url, shot, path, title):
+        page.goto(url + path, timeout=60_000)
+        page.get_by_text(title, exact=True).first.wait_for(timeout=60_000)
+        page.wait_for_function(NO_SKELETON, timeout=60_000)  # the page's run has drawn every element
+        page.wait_for_timeout(1000)
+        nav = page.locator('[data-testid="stSidebarNav"]')
+        nav.wait_for(timeout=30_000)
+        text = nav.inner_text()
+        assert "Explore" in text and "Lessons" in text and "streamlit app" not in text.lower(), (path, text)
+        assert page.get_by_text(title, exact=True).first.is_visible(), path
+        _no_exception(page)
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"direct_{shot}.png"))
+
+    for i, (shot, path, title) in enumerate(DIRECT_LINKS[:FRESH]):
+        with _serve(tmp_path, f"server{i}.log") as url:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            check(page, url, shot, path, title)
+            if i == FRESH - 1:
+                for rest in DIRECT_LINKS[FRESH:]:
+                    check(page, url, *rest)
+            page.close()
