@@ -260,7 +260,7 @@ def live_columns(cs: CompareState) -> None:
 
     fresh = [views]  # this full run's views: its own panel draws them; the fragment's later reruns poll
 
-    @st.fragment(run_every=POLL_S if timer_on else None)
+    @st.fragment(run_every=jobs.poll_every(POLL_S) if timer_on else None)
     def panel() -> None:
         v = fresh.pop() if fresh else live_views(cs)
         draw_comparison(v, letters)

@@ -133,7 +133,7 @@ def live_panel(ps: PanelState, cfg: RunConfig | None) -> None:
 
     fresh = [view]  # this full run's view: its own panel draws it; the fragment's later reruns poll
 
-    @st.fragment(run_every=POLL_S if timer_on else None)
+    @st.fragment(run_every=jobs.poll_every(POLL_S) if timer_on else None)
     def panel() -> None:
         v = fresh.pop() if fresh else _view(ps, finish_wait=True)
         if v is None:

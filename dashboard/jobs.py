@@ -70,3 +70,21 @@ def limits_problem(cfg: RunConfig) -> str | None:
 
 
 __all__ = ["Job", "ServiceError", "service", "start", "resume", "limits_problem", "new_run_name"]
+
+
+# Sessions at the base polling rate per training worker: 2 per worker keeps a 2-core server's
+# drawing (and, on one machine, its browsers' re-rendering) from starving the workers themselves.
+POLLERS_PER_WORKER = 2
+
+
+def poll_every(base: float) -> float:
+    """How often a page polls its job: `base` while few runs are live, slower when a class is.
+
+    Each poll rebuilds and sends the page's charts. Thirty sessions polling every 0.5 s asked a
+    2-core server for 60 redraws a second, and the workers, the pages and the queue positions all
+    fell minutes behind (bench/bench_class.py). The period grows with the live runs (training or
+    queued) per worker; a queued page still shows its position at once, from the click's own run.
+    """
+    counts = service().counts()
+    live = counts["running"] + counts["queued"]
+    return base * max(1.0, live / (POLLERS_PER_WORKER * max(1, counts["workers"])))

@@ -291,7 +291,7 @@ def live_step(ls: LessonsState, lesson: Lesson) -> None:
     ls.timer_on = timer_on
     fresh = [shown]
 
-    @st.fragment(run_every=POLL_S if timer_on else None)
+    @st.fragment(run_every=jobs.poll_every(POLL_S) if timer_on else None)
     def panel() -> None:
         current = fresh.pop() if fresh else (views(ls) if ls.runs_here() else [])
         results(ls, lesson, current)
