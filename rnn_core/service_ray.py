@@ -69,7 +69,7 @@ class RayQueue:
             return self._q.get(timeout=timeout)
         except queue.Empty:  # also as a RayTaskError(Empty), which is a RayError too: nothing came
             raise queue.Empty from None
-        except RayError:
+        except (RayError, SystemExit):  # Ray raises SystemExit in a thread blocked here when it shuts down
             raise EOFError("the Ray queue is gone") from None
 
     def cancel_join_thread(self) -> None:

@@ -17,3 +17,19 @@ def _runs_root(tmp_path, monkeypatch):
     monkeypatch.setenv("BPTT_LAB_POOL", "thread")
     torch.set_num_threads(1)  # tiny models: a second intra-op thread gains little and stalls under load
     yield
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """A local Ray instance on 127.0.0.1 (2 CPUs, usage stats off) for one test module; the
+    test skips where Ray, an optional extra (requirements-ray.txt), is not installed."""
+    ray = pytest.importorskip("ray")
+    import os
+
+    from rnn_core.sweep import ray_runtime_env
+
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False,
+             runtime_env=ray_runtime_env())
+    yield ray
+    ray.shutdown()

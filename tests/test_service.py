@@ -186,17 +186,10 @@ def test_a_killed_worker_fails_its_job_only_and_is_replaced(process_service, tmp
 
 # --- the Ray backend (BPTT_LAB_RAY_ADDRESS): skipped where Ray is not installed --------------------
 @pytest.fixture(scope="module")
-def ray_service():
-    ray = pytest.importorskip("ray")
-    from rnn_core.sweep import ray_runtime_env
-
-    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
-    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False,
-             runtime_env=ray_runtime_env())
+def ray_service(local_ray):
     svc = TrainingService(ServiceSettings(workers=1, ray_address="auto"))  # Ray is up: the backend joins it
     yield svc
     svc.shutdown()
-    ray.shutdown()
 
 
 def test_ray_backend_streams_live_snapshots_and_saves_the_same_run(ray_service, tmp_path):

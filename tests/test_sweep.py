@@ -258,20 +258,6 @@ def test_cli_reruns_a_finished_sweep_without_training(local_sweep, tmp_path, cap
 
 
 # --- Ray ------------------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def local_ray():
-    ray = pytest.importorskip("ray")
-    import os
-
-    from rnn_core.sweep import ray_runtime_env
-
-    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
-    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False,
-             runtime_env=ray_runtime_env())
-    yield ray
-    ray.shutdown()
-
-
 def test_ray_gives_the_same_results_as_the_local_pool(local_ray, local_sweep, tmp_path):
     from rnn_core.sweep import run_ray
 
