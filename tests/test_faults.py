@@ -367,6 +367,22 @@ def _resume_all_in_a_new_service(names: list[str]) -> None:
         assert store.load_run(store.run_dir(name)).status["status"] == "finished"
 
 
+def _every_run_whole_listed_interrupted_and_resumed(names: list[str]) -> None:
+    """After a kill: every file of each run loads, the Runs page lists them all as interrupted,
+    and each resumes to the end in a new service."""
+    for name in names:
+        _load_every_file(store.run_dir(name))
+        assert RunView.from_disk(store.run_dir(name)).state == INTERRUPTED
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=60).run()
+    at = at.switch_page("pages/runs.py").run()
+    assert not at.exception
+    table = at.dataframe[0].value.set_index("name")
+    assert sorted(table.index) == sorted(names) and set(table["status"]) == {INTERRUPTED}
+    _resume_all_in_a_new_service(names)
+
+
 NAMES = [f"class-{k}" for k in range(4)]
 
 
@@ -379,17 +395,7 @@ def test_a_server_killed_with_its_workers_loses_no_run_and_each_resumes(tmp_path
     proc.wait(60)
     assert not _wait_gone(pids)
     assert sorted(store.list_runs()) == NAMES
-    for name in NAMES:
-        _load_every_file(store.run_dir(name))
-        assert RunView.from_disk(store.run_dir(name)).state == INTERRUPTED
-    from streamlit.testing.v1 import AppTest
-
-    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=60).run()
-    at = at.switch_page("pages/runs.py").run()
-    assert not at.exception
-    table = at.dataframe[0].value.set_index("name")
-    assert sorted(table.index) == NAMES and set(table["status"]) == {INTERRUPTED}
-    _resume_all_in_a_new_service(NAMES)
+    _every_run_whole_listed_interrupted_and_resumed(NAMES)
 
 
 def test_orphaned_workers_of_a_killed_server_save_their_runs_and_exit(tmp_path):
@@ -475,14 +481,4 @@ def test_a_real_server_killed_while_compare_trains_4_columns_loses_no_run(tmp_pa
         log.close()
     names = store.list_runs()
     assert len(names) == 4 and all(n.startswith("compare-") for n in names)
-    for name in names:
-        _load_every_file(store.run_dir(name))
-        assert RunView.from_disk(store.run_dir(name)).state == INTERRUPTED
-    from streamlit.testing.v1 import AppTest
-
-    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=60).run()
-    at = at.switch_page("pages/runs.py").run()
-    assert not at.exception
-    table = at.dataframe[0].value.set_index("name")
-    assert sorted(table.index) == sorted(names) and set(table["status"]) == {INTERRUPTED}
-    _resume_all_in_a_new_service(names)
+    _every_run_whole_listed_interrupted_and_resumed(names)
