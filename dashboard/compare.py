@@ -159,7 +159,7 @@ def on_train_all(cs: CompareState, cfgs: dict[str, RunConfig]) -> None:
             break
     first = next(iter(cs.jobs.values()), None)
     if first is not None:  # so the click's own run draws the first chart instead of the next poll
-        first.wait(timeout=FIRST_STEP_WAIT_S, until=lambda j: j.steps_done > 0)
+        first.wait_first_step(FIRST_STEP_WAIT_S)
 
 
 def on_stop_all(cs: CompareState) -> None:

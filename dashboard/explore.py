@@ -39,7 +39,7 @@ def on_train(ps: PanelState, cfg: RunConfig) -> None:
         return
     # A free worker takes a few ms for a default step: wait for it, so the click's own run draws
     # the first chart instead of the next poll.
-    ps.job.wait(timeout=FIRST_STEP_WAIT_S, until=lambda j: j.steps_done > 0)
+    ps.job.wait_first_step(FIRST_STEP_WAIT_S)
 
 
 def on_stop(ps: PanelState) -> None:

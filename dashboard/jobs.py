@@ -51,18 +51,32 @@ def new_run_name(cfg: RunConfig, page: str = "explore") -> str:
     return store.claim_run_dir(f"{page}-{cfg.task}-{cfg.cell}-{stamp}-{token_hex(2)}")[0]
 
 
+def session_connected():
+    """This session's "is my tab still connected?", for the service's abandon rule: a page that
+    has not polled for a while keeps its run while Streamlit still holds its websocket (a starved
+    browser polls late, a closed one never). None outside a running app (scripts, tests)."""
+    from streamlit.runtime import Runtime, exists
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    if ctx is None or not exists():
+        return None
+    runtime, session_id = Runtime.instance(), ctx.session_id
+    return lambda: runtime.is_active_session(session_id)
+
+
 def start(cfg: RunConfig, page: str = "explore") -> Job:
     """Queue a new run, saved to the run store as it goes. Raises ServiceError with one line."""
     name = new_run_name(cfg, page)
     try:
-        return service().submit(cfg, store.run_dir(name), name)
+        return service().submit(cfg, store.run_dir(name), name, connected=session_connected())
     except BaseException:
         store.run_dir(name).rmdir()  # refused (full, over the limits): give the name back
         raise
 
 
 def resume(name: str, steps: int | None = None) -> Job:
-    return service().resume(store.run_dir(name), steps=steps, name=name)
+    return service().resume(store.run_dir(name), steps=steps, name=name, connected=session_connected())
 
 
 def limits_problem(cfg: RunConfig) -> str | None:

@@ -40,7 +40,7 @@ def _start_named(cfg: RunConfig, name: str) -> jobs.Job:
     path = store.run_dir(name)
     if path.exists():
         shutil.rmtree(path)  # a new run, not files of the old one beside it
-    return jobs.service().submit(cfg, path, name)
+    return jobs.service().submit(cfg, path, name, connected=jobs.session_connected())
 
 
 def stop_all(ls: LessonsState, wait: bool = False) -> None:
@@ -66,7 +66,7 @@ def on_train(ls: LessonsState, lesson: Lesson, runs: list[tuple[str, RunConfig]]
             break
         ls.jobs.append(job)
     if ls.jobs:  # so the click's own run draws the first chart instead of the next poll
-        ls.jobs[0].wait(timeout=FIRST_STEP_WAIT_S, until=lambda j: j.steps_done > 0)
+        ls.jobs[0].wait_first_step(FIRST_STEP_WAIT_S)
 
 
 def on_stop(ls: LessonsState) -> None:

@@ -28,7 +28,7 @@ from collections import deque
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from . import budget
 from .config import RunConfig
@@ -64,6 +64,11 @@ class Job:
     started_at: float | None = None
     ended_at: float | None = None
     last_poll: float = field(default_factory=time.monotonic)
+    # Is the page's session still connected? (the app passes Streamlit's own answer). A connected page
+    # that cannot poll (its browser starved by 30 tabs on 2 cores) keeps its run for longer
+    # (`abandon_connected_after_s`); a silent, disconnected or unknown (None) page is abandoned after
+    # `abandon_after_s`. Called on the service thread.
+    connected: Callable[[], bool] | None = field(default=None, repr=False)
     marks: deque = field(default_factory=lambda: deque(maxlen=256))  # (time, steps done)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _service: Any = field(default=None, repr=False)
@@ -77,7 +82,8 @@ class Job:
         return int(self.summary.get("steps_done", 0))
 
     def poll(self) -> None:
-        """The page is still there: without polls for `abandon_after_s` the job is stopped."""
+        """The page is still there: without polls for `abandon_after_s`, and once its session has
+        disconnected (`connected`), the job is stopped."""
         self.last_poll = time.monotonic()
 
     def position(self) -> int:
@@ -99,6 +105,12 @@ class Job:
         from .view import RunView
 
         return RunView.from_job(self)
+
+    def wait_first_step(self, timeout: float) -> bool:
+        """Wait for the first step while a worker trains the job, so a page's click can draw its
+        first chart itself. A queued job returns at once: its page shows the queue position now,
+        and its session's script thread does not sit out the timeout while 30 clicks arrive."""
+        return self.wait(timeout=timeout, until=lambda j: j.steps_done > 0 or j.state == QUEUED)
 
     def wait(self, timeout: float | None = None, poll_s: float = 0.01, until=None) -> bool:
         """Block until the job has ended, or until `until(job)` holds (polling it meanwhile); False on timeout."""
@@ -190,6 +202,15 @@ def _warm_up() -> None:
 
 
 # --- the server side ---------------------------------------------------------------------------
+def _still_connected(job: Job) -> bool:
+    if job.connected is None:
+        return False
+    try:
+        return bool(job.connected())
+    except Exception:  # noqa: BLE001 - a page we cannot ask about counts as gone
+        return False
+
+
 @contextmanager
 def _no_main_for_children():
     """A spawned child first re-imports the parent's __main__ module by its file. Under Streamlit
@@ -248,14 +269,15 @@ class TrainingService:
 
     # --- public ------------------------------------------------------------------------------
     def submit(self, cfg: RunConfig, out_dir: str | Path, name: str | None = None,
-               check_limits: bool = True) -> Job:
+               check_limits: bool = True, connected: Callable[[], bool] | None = None) -> Job:
         """Queue a new run saved into `out_dir`. Raises ServiceError when over the limits or full."""
         if check_limits:
             self.check(cfg)
         out_dir = Path(out_dir)
-        return self._enqueue(Job(self._next_id(), name or out_dir.name, out_dir, cfg))
+        return self._enqueue(Job(self._next_id(), name or out_dir.name, out_dir, cfg, connected=connected))
 
-    def resume(self, out_dir: str | Path, steps: int | None = None, name: str | None = None) -> Job:
+    def resume(self, out_dir: str | Path, steps: int | None = None, name: str | None = None,
+               connected: Callable[[], bool] | None = None) -> Job:
         """Queue the continuation of a saved run; its History starts from what the store holds."""
         from . import store
         from .config import make_config
@@ -266,7 +288,7 @@ class TrainingService:
         cfg = make_config(values)
         self.check(cfg)
         job = Job(self._next_id(), name or out_dir.name, out_dir, cfg, resume=True, steps=steps,
-                  history=History.from_run(data), summary=dict(data.status))
+                  history=History.from_run(data), summary=dict(data.status), connected=connected)
         return self._enqueue(job)
 
     def check(self, cfg: RunConfig) -> None:
@@ -423,7 +445,8 @@ class TrainingService:
             if job.done:
                 if now - max(job.last_poll, job.ended_at or 0) > gone:
                     del self._jobs[job.id]  # the page that held it is gone too: free its History
-            elif now - job.last_poll > gone:
+            elif now - job.last_poll > gone and (now - job.last_poll > self.settings.abandon_connected_after_s
+                                                 or not _still_connected(job)):
                 self.stop(job)  # abandoned: stopped and saved, resumable from the Runs library
         if self._in_process and not self._closed:
             for w in self._workers:

@@ -24,8 +24,14 @@ class ServiceSettings(BaseSettings):
     # Processes: four default runs on 2 cores took 1.8x one run with processes, 2.4x with threads (the GIL).
     pool: Literal["process", "thread"] = Field("process", description="Where jobs train: worker processes or threads.")
     max_queue: int = Field(64, ge=0, le=10_000, description="Jobs that may wait; one more is refused with a message.")
-    # A tab that stops polling for this long is gone: its job is stopped and saved, never orphaned.
-    abandon_after_s: float = Field(30.0, gt=0, le=86_400, description="Stop a job whose page has not polled for this long.")
+    # A tab that stops polling for this long, and whose websocket Streamlit no longer holds, is gone:
+    # its job is stopped and saved, never orphaned. A connected tab that polls late keeps its run.
+    abandon_after_s: float = Field(30.0, gt=0, le=86_400,
+                                   description="Stop a job whose page has not polled for this long and has disconnected.")
+    # A page still connected but silent (a browser starved by a class on 2 cores polls late, or the
+    # tab moved to another page) keeps its run this long: a worker is never held for nobody for ever.
+    abandon_connected_after_s: float = Field(
+        300.0, gt=0, le=86_400, description="Stop a job whose page is connected but has not polled for this long.")
     # One intra-op thread per job: two OpenMP threads on a busy 2-core machine made steps 8x slower.
     torch_threads: int = Field(1, ge=1, le=64, description="torch intra-op threads of each training job.")
     max_job_mb: int = Field(3072, ge=64, le=1_000_000, description="Refuse a config whose estimated memory is larger.")

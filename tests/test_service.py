@@ -77,6 +77,16 @@ def test_queue_position_is_visible_and_counts_down(thread_service):
     assert all(j.position() == 0 for j in waiting)
 
 
+def test_waiting_for_the_first_step_returns_for_a_queued_job_and_after_a_step_for_a_running_one(thread_service):
+    svc = thread_service
+    first = svc.submit(small(steps=100_000), store.run_dir("long"))
+    assert first.wait_first_step(WAIT) and first.steps_done > 0  # it ran a step before returning
+    queued = svc.submit(small(), store.run_dir("behind"))
+    assert queued.wait_first_step(WAIT) and queued.state == "queued" and queued.steps_done == 0
+    first.stop()
+    _until(lambda: queued.done, jobs=[first, queued])
+
+
 def test_a_full_queue_refuses_with_one_line():
     svc = _service(workers=1, max_queue=1)
     try:
@@ -120,6 +130,27 @@ def test_an_abandoned_job_is_stopped_and_saved():
         assert job.state == "stopped"
         status = json.loads((store.run_dir("orphan") / "status.json").read_text())
         assert status["status"] == "stopped"  # not left at "running"
+    finally:
+        svc.shutdown()
+
+
+def test_a_silent_page_keeps_its_run_while_its_session_is_connected():
+    """A browser starved by a class on 2 cores polls late: its run must not be cancelled for it."""
+    svc = _service(workers=1, abandon_after_s=0.2)
+    link = {"up": True}
+    try:
+        job = svc.submit(small(steps=100_000), store.run_dir("starved"), connected=lambda: link["up"])
+        _until(lambda: time.monotonic() - job.last_poll > 1.5)  # silent for 7x the abandon time, no polls
+        assert job.state == "running"
+        link["up"] = False  # the tab closed: the same silence now stops and saves it
+        _until(lambda: job.done)
+        assert job.state == "stopped"
+        # connected but silent past abandon_connected_after_s (a tab left on another page): stopped too
+        svc.settings.abandon_connected_after_s = 0.5
+        link["up"] = True
+        kept = svc.submit(small(steps=100_000), store.run_dir("left"), connected=lambda: link["up"])
+        _until(lambda: kept.done)
+        assert kept.state == "stopped"
     finally:
         svc.shutdown()
 
