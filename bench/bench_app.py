@@ -7,6 +7,8 @@
 
 `memory` feeds StepRecords shaped exactly like the default config's (adding, rnn, 1 layer, T=50) with
 record_every=1 into rnn_core.history.History and prints the bytes its numpy arrays hold.
+`first-chart --full-run` also prints the CPU seconds each kind of process used from the press to
+"Finished" (every Chromium process, the server, its training workers; read from /proc).
 `--real N` also trains N real steps and checks the synthetic records have the same arrays.
 The same records are fed to rnn_core's Recorder, which the session's Trainer keeps for the
 run store (every metrics row, a bounded set of recorded steps): it is printed too, because it
@@ -15,6 +17,7 @@ lives in the same session.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 import tracemalloc
@@ -84,7 +87,6 @@ def memory(steps: int, real: int) -> None:
 def first_chart(repeats: int, full_run: bool = False) -> None:
     """Serve the app once; for each repeat open a fresh tab (a new session), wait for the chart
     frames, click Train and time the first filled heatmap. Same steps as tests/test_browser.py."""
-    import os
     import signal
     import subprocess
     import tempfile
@@ -101,7 +103,7 @@ def first_chart(repeats: int, full_run: bool = False) -> None:
                              "127.0.0.1", "--server.port", str(port), "--server.headless", "true"],
                             cwd=ROOT, env={**os.environ, "BPTT_LAB_RUNS": tmp, "BPTT_LAB_POOL": "process"}, stdout=subprocess.DEVNULL,
                             stderr=subprocess.STDOUT, start_new_session=True)
-    times, run_times = [], []
+    times, run_times, cpu = [], [], []
     try:
         _wait_healthy(port, proc)
         with sync_playwright() as pw:
@@ -113,6 +115,7 @@ def first_chart(repeats: int, full_run: bool = False) -> None:
                 page.get_by_text("Estimate:").wait_for(timeout=60_000)  # the training workers are up
                 page.wait_for_timeout(1000)
                 page.evaluate(RECORD_MOUSEDOWN)
+                cpu0 = _cpu_seconds(proc.pid)
                 _press(page, page.locator(".st-key-btn_train").get_by_role("button", name="Train"))
                 page.wait_for_function(HEATMAP_FILLED, timeout=30_000, polling=20)
                 down = page.evaluate("() => window.__mousedown") / 1000  # when the click reached the page
@@ -120,6 +123,8 @@ def first_chart(repeats: int, full_run: bool = False) -> None:
                 if full_run:  # let the default run (300 steps) finish: time until the "Finished" banner
                     page.get_by_text("Finished: all").wait_for(timeout=120_000)
                     run_times.append(time.time() - down)
+                    cpu1 = _cpu_seconds(proc.pid)
+                    cpu.append({k: cpu1[k] - cpu0[k] for k in cpu0})
                 else:
                     _press(page, page.locator(".st-key-btn_stop").get_by_role("button", name="Stop"))
                     page.wait_for_timeout(500)
@@ -136,6 +141,30 @@ def first_chart(repeats: int, full_run: bool = False) -> None:
         print("the same run's compute outside the browser, Trainer(make_config()).run() with one thread (s): " +
               ", ".join(f"{t:.2f}" for t in compute) + f"; median {np.median(compute):.2f}; "
               f"browser/compute = {np.median(run_times) / np.median(compute):.2f} (target <= 1.3)")
+        print("CPU seconds used from the press to Finished, median per run: " +
+              ", ".join(f"{k} {np.median([c[k] for c in cpu]):.2f}" for k in cpu[0]))
+
+
+def _cpu_seconds(server_pid: int) -> dict[str, float]:
+    """CPU time (user + system, from /proc) of every Chromium process, the server, and the server's
+    training workers: who used the 2 cores during a run."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {"chromium": 0.0, "server": 0.0, "workers": 0.0}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:  # the process ended meanwhile
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        seconds, ppid = (int(fields[11]) + int(fields[12])) / tick, int(fields[1])
+        if b"chromium" in cmd:
+            out["chromium"] += seconds
+        elif int(pid) == server_pid:
+            out["server"] += seconds
+        elif ppid == server_pid:
+            out["workers"] += seconds
+    return out
 
 
 def _compute_outside(repeats: int) -> list[float]:

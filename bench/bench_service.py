@@ -2,6 +2,7 @@
 
     python bench/bench_service.py throughput     # rnn/lstm/gru at T = 50, 200, 1000: job steps/s vs plain
     python bench/bench_service.py four           # one default run, then four at once: process pool, thread pool
+    python bench/bench_service.py breakdown      # one Trainer, no service: unrecorded, recorded and evaluation steps
     python bench/bench_service.py all
 
 `throughput`: a job trains in the service's worker process (one torch thread, the app's
@@ -94,6 +95,29 @@ def throughput(seconds: float) -> None:
         svc.shutdown()
 
 
+def breakdown(cases=(("rnn", 50, 600), ("lstm", 200, 300), ("rnn", 1000, 100))) -> None:
+    """Where a default job's wall goes: each Trainer.step() of one run timed on its own, in this
+    process (no service, no page), split by kind: plain (neither recorded nor evaluated), recorded
+    (every record_every-th), evaluated (every eval_every-th, not recorded)."""
+    from rnn_core.trainer import Trainer
+
+    torch.set_num_threads(1)
+    for cell, T, steps in cases:
+        Trainer(make_config(cell=cell, seq_len=T, steps=3)).run()  # torch's lazy set-up
+        trainer = Trainer(make_config(cell=cell, seq_len=T, steps=steps), out_dir=tempfile.mkdtemp())
+        kinds: dict[str, list[float]] = {"plain": [], "recorded": [], "evaluated": []}
+        t_run = time.perf_counter()
+        while not trainer.done:
+            t0 = time.perf_counter()
+            rec = trainer.step()
+            ms = (time.perf_counter() - t0) * 1e3
+            kind = "recorded" if rec.arrays is not None else "evaluated" if rec.val_loss is not None else "plain"
+            kinds[kind].append(ms)
+        wall = (time.perf_counter() - t_run) * 1e3 / steps
+        parts = ", ".join(f"{k} {statistics.median(v):.2f} ms (x{len(v)})" for k, v in kinds.items() if v)
+        print(f"{cell} T={T}: wall {wall:.2f} ms/step; median step by kind: {parts}", flush=True)
+
+
 def four(repeats: int, pool: str = "process") -> None:
     svc = TrainingService(ServiceSettings(pool=pool, workers=os.cpu_count() or 2))
     tmp = Path(tempfile.mkdtemp(prefix="bench_four_"))
@@ -122,13 +146,15 @@ def four(repeats: int, pool: str = "process") -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=("throughput", "four", "all"))
+    ap.add_argument("what", choices=("throughput", "breakdown", "four", "all"))
     ap.add_argument("--seconds", type=float, default=6.0, help="training time per throughput case")
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
     print(f"torch {torch.__version__}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start")
     if args.what in ("throughput", "all"):
         throughput(args.seconds)
+    if args.what in ("breakdown", "all"):
+        breakdown()
     if args.what in ("four", "all"):
         for pool in ("process", "thread"):
             four(args.repeats, pool)

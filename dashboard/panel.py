@@ -72,8 +72,10 @@ def _empty_figures(cfg: RunConfig | None) -> dict[str, go.Figure]:
 
 def _layout(figs: dict[str, go.Figure], prefix: str, name: str) -> None:
     """The charts in their fixed rows. The empty frames and the filled charts stand at the same
-    places in the page (after the same two containers), so the browser updates each chart in place
-    (Plotly.react) instead of building it anew: on a busy 2-core machine that was seconds."""
+    places in the page (after the same two containers), so a redraw never moves the page and the
+    browser keeps each chart's frame: on a busy 2-core machine rebuilding the page was seconds.
+    (Streamlit still replaces a chart whose figure changed with a new Plotly element, since its
+    element id includes the figure; a chart whose figure is unchanged is left alone.)"""
     rows = [("heatmap", "profile"), ("gates", "clipping"), ("loss", "attention" if "attention" in figs else "accuracy")]
     for k, row in enumerate(rows):
         cols = st.columns(2)
