@@ -130,13 +130,20 @@ async def open_session(browser, url: str, s: Session, timeout_ms: int):
     return context, page, train
 
 
-async def press(page, train) -> None:
-    box = await train.bounding_box()
-    await page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+async def press(page, train, s: Session) -> None:
+    """One page's click; a page too starved to find its button in time is one failed session,
+    reported with the others, not the end of the whole benchmark."""
+    try:
+        box = await train.bounding_box()
+        await page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    except Exception as err:  # noqa: BLE001 - playwright's timeouts and closed pages alike
+        s.error = f"could not press Train: {type(err).__name__}"
 
 
 async def watch(page, s: Session, timeout_s: float) -> None:
     """Poll the page every 50 ms: first feedback, queue positions, the end."""
+    if s.error:  # never pressed
+        return
     clicked = None
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -213,7 +220,7 @@ async def main_async(args) -> int:
                         await asyncio.sleep(0.5)
 
                 sampler = asyncio.create_task(sample())
-                await asyncio.gather(*(press(page, train) for _, page, train in opened))
+                await asyncio.gather(*(press(page, train, s) for (_, page, train), s in zip(opened, sessions)))
                 await asyncio.gather(*(watch(page, s, args.timeout) for (_, page, _), s in zip(opened, sessions)))
                 sampler.cancel()
                 mem["peak"] = max(peak)
