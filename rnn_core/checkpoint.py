@@ -75,6 +75,20 @@ def has_state(path: Path, name: str = "checkpoint") -> bool:
     return (Path(path) / f"{name}.json").is_file()  # written after its tensors
 
 
+def saved_step(path: Path, name: str = "checkpoint") -> int | None:
+    """The step a resume continues from: the one in the tensors file's own metadata (see
+    save_state), read from its header alone. None without a readable checkpoint.
+
+    A run killed after its checkpoint but before its status.json holds an older step in the
+    status; a page that showed that step, or asked for that step + N, would be wrong."""
+    try:
+        with safe_open(Path(path) / f"{name}.safetensors", framework="numpy") as f:
+            step = json.loads((f.metadata() or {})[META_KEY])["state"]["step"]
+        return int(step)
+    except (OSError, ValueError, KeyError, TypeError, SafetensorError):
+        return None
+
+
 def load_state(path: Path, name: str = "checkpoint") -> dict:
     """Read back what save_state wrote; tensors come back on the CPU."""
     path = Path(path)

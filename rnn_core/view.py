@@ -57,6 +57,12 @@ class RunView:
         if state == "running":
             state = INTERRUPTED
             status["reason"] = "the server stopped while this run trained; it resumes from its last checkpoint"
+            from .checkpoint import saved_step
+
+            # killed between its checkpoint and its status: the checkpoint's step is where it resumes
+            step = saved_step(Path(path))
+            if step is not None:
+                status["steps_done"] = step
         return cls(Path(path).name, make_config(data.config), state, status, History.from_run(data), Path(path),
                    "disk")
 

@@ -26,6 +26,7 @@ import pandas as pd
 import pytest
 
 from rnn_core import store
+from rnn_core.checkpoint import saved_step
 from rnn_core.cli import main
 from rnn_core.view import INTERRUPTED, RunView
 
@@ -150,10 +151,33 @@ def test_a_cli_run_killed_at_any_write_resumes_to_the_same_run(tmp_path, referen
     temporaries = _load_every_file(out)
     view = RunView.from_disk(out)
     assert view.state == INTERRUPTED and view.resumable and "server stopped" in view.reason
+    # the steps it shows are the steps a resume continues from, even when status.json lags behind
+    assert view.steps_done == (saved_step(out) or 0)
     assert main(["resume", str(out), "--quiet"]) == 0
     assert not any(p.name in temporaries for p in out.iterdir())  # resume sweeps a killed write's leftovers
     _load_every_file(out)
     _assert_same_run(out, reference)
+
+
+def test_a_run_whose_status_lags_its_checkpoint_shows_and_resumes_from_the_checkpoint(tmp_path):
+    """A kill between a save's checkpoint and its status.json (seen once with 4 runs killed at once):
+    the status says an older step. The view must show the checkpoint's step, where resume continues,
+    so that "resume with N more steps" asks for a budget above what the run has really done."""
+    from rnn_core import make_config
+    from rnn_core.trainer import Trainer
+
+    out = tmp_path / "lagging"
+    trainer = Trainer(make_config(steps=1000, seq_len=10, hidden_size=8), out_dir=out)
+    for _ in range(12):
+        trainer.step()
+    stale = {**trainer.summary(), "status": "running", "steps_done": 4}
+    trainer.save()  # checkpoint at step 12 ...
+    store.atomic_write_json(out / "status.json", stale)  # ... and the status of an earlier save
+    trainer.writer.release()
+    view = RunView.from_disk(out)
+    assert view.state == INTERRUPTED and view.steps_done == saved_step(out) == 12
+    assert main(["resume", str(out), "--steps", str(view.steps_done + 3), "--quiet"]) == 0
+    assert RunView.from_disk(out).steps_done == 15
 
 
 def test_a_run_killed_before_its_first_checkpoint_starts_again_from_step_0(tmp_path, reference, capsys):
