@@ -239,6 +239,10 @@ class _Worker:
     handle: Any  # Process or Thread
     ready: bool = False
     job: Job | None = None
+    # A worker process's own results queue. A shared multiprocessing.Queue has one write lock for
+    # every writer: a worker killed while writing held it for ever, and the other workers' messages
+    # never came (seen in tests/test_service.py). A dead worker's queue goes with it.
+    results: Any = None
 
 
 class TrainingService:
@@ -253,7 +257,9 @@ class TrainingService:
             self._ray = RayBackend(self.settings.ray_address)
         self._in_process = self.settings.pool == "process" or self._ray is not None
         self._ctx = mp.get_context("spawn") if self._in_process else None
-        self._results = self._ray.queue() if self._ray else self._ctx.Queue() if self._in_process else queue.Queue()
+        # One results queue for threads and Ray; the process pool gives each worker its own (see _Worker.results)
+        self._per_worker = self._in_process and self._ray is None
+        self._results = self._ray.queue() if self._ray else None if self._per_worker else queue.Queue()
         self._lock = threading.RLock()
         self._queue: deque[Job] = deque()
         self._jobs: dict[str, Job] = {}
@@ -363,12 +369,13 @@ class TrainingService:
         if self._ray is not None:
             return _Worker(index, *self._ray.start_worker(index, self._results, s.torch_threads, s.publish_every_s))
         if self._in_process:
-            commands, stop_event = self._ctx.Queue(), self._ctx.Event()
+            commands, stop_event, results = self._ctx.Queue(), self._ctx.Event(), self._ctx.Queue()
             handle = self._ctx.Process(target=_worker_loop, name=f"bptt-lab-worker-{index}", daemon=True,
-                                       args=(index, commands, self._results, stop_event, s.torch_threads,
+                                       args=(index, commands, results, stop_event, s.torch_threads,
                                              s.publish_every_s, True, s.worker_nice))
             with _no_main_for_children():
                 handle.start()
+            return _Worker(index, commands, stop_event, handle, results=results)
         else:
             commands, stop_event = queue.Queue(), threading.Event()
             handle = threading.Thread(target=_worker_loop, name=f"bptt-lab-worker-{index}", daemon=True,
@@ -391,19 +398,41 @@ class TrainingService:
                 w.commands.put((job.id, spec))
 
     def _loop(self) -> None:
+        last_housekeep = 0.0
         while True:
             try:
-                msg = self._results.get(timeout=0.25)
-            except queue.Empty:
-                msg = None
+                msgs = self._receive()
             except (EOFError, OSError):  # the queue's pipe closed: the process is ending
                 return
             with self._lock:
-                if msg is not None:
+                for msg in msgs:
                     self._handle(*msg)
-                self._housekeep()
+                if time.monotonic() - last_housekeep >= 0.1:
+                    self._housekeep()
+                    last_housekeep = time.monotonic()
                 if self._closed and not any(w.job for w in self._workers):
                     return
+
+    def _receive(self) -> list:
+        """The next messages: from the shared queue (threads, Ray), or whatever every worker
+        process's own queue holds (waiting 20 ms when none has any)."""
+        if not self._per_worker:
+            try:
+                return [self._results.get(timeout=0.25)]
+            except queue.Empty:
+                return []
+        msgs = []
+        for w in list(self._workers):
+            for _ in range(64):  # a bounded drain, so one chatty worker cannot starve the housekeeping
+                try:
+                    msgs.append(w.results.get_nowait())
+                except queue.Empty:
+                    break
+                except (EOFError, OSError):  # a dead worker's queue: _housekeep replaces the worker
+                    break
+        if not msgs:
+            time.sleep(0.02)
+        return msgs
 
     def _handle(self, index: int, job_id: str | None, kind: str, payload: Any) -> None:
         w = self._workers[index]
