@@ -15,6 +15,7 @@ import numpy as np
 import streamlit as st
 
 from rnn_core import budget, store, theory
+from rnn_core.checkpoint import saved_step
 from rnn_core.config import ConfigError, RunConfig, make_config
 from rnn_core.view import RunView
 
@@ -123,7 +124,7 @@ def live_section(cfg: RunConfig, big: bool = False) -> None:
         st.caption(f"Now: {plain(view.name)} is {'an' if view.cfg.cell == 'lstm' else 'a'} {view.cfg.cell.upper()}: "
                    f"set cell={view.cfg.cell} in the sidebar to see its W_hh beside the start.")
     else:
-        saved = theory.saved_step(view.out_dir) if view.out_dir is not None else None
+        saved = saved_step(view.out_dir) if view.out_dir is not None else None
         st.caption(f"Now: {plain(view.name)} ({plain(view.state)}, step {view.steps_done}); its weights as last saved"
                    + (f", after {saved} steps." if saved is not None else " (none saved yet).")
                    + ("" if same else f" Its settings differ from the sidebar's ({plain(', '.join(_differing(view.cfg, cfg)))}): "

@@ -134,13 +134,3 @@ def step0_arrays(cfg: RunConfig) -> dict[str, np.ndarray]:
     tr = Trainer(make_config({**cfg.model_dump(), "device": "cpu"}))
     rec = tr.step()
     return dict(rec.arrays) if rec is not None and rec.arrays is not None else {}
-
-
-def saved_step(run_dir: str | Path) -> int | None:
-    """The step of a run's last checkpoint (saved with model.safetensors at each flush), or None."""
-    import json
-
-    try:
-        return int(json.loads((Path(run_dir) / "checkpoint.json").read_text())["state"]["step"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
