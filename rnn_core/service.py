@@ -471,11 +471,11 @@ class TrainingService:
         now = time.monotonic()
         gone = self.settings.abandon_after_s
         for job in list(self._jobs.values()):
+            silent = now - job.last_poll
             if job.done:
                 if now - max(job.last_poll, job.ended_at or 0) > gone:
                     del self._jobs[job.id]  # the page that held it is gone too: free its History
-            elif now - job.last_poll > gone and (now - job.last_poll > self.settings.abandon_connected_after_s
-                                                 or not _still_connected(job)):
+            elif silent > gone and (silent > self.settings.abandon_connected_after_s or not _still_connected(job)):
                 self.stop(job)  # abandoned: stopped and saved, resumable from the Runs library
         if self._in_process and not self._closed:
             for w in self._workers:
