@@ -34,7 +34,7 @@ from rnn_core import make_config  # noqa: E402
 from rnn_core.service import TrainingService  # noqa: E402
 from rnn_core.settings import ServiceSettings  # noqa: E402
 
-POLL_S = 0.3  # dashboard.explore.POLL_S
+POLL_S = 0.3  # a page polling faster than the app does (BPTT_LAB_POLL_S, default 1.0): the stricter case
 
 
 def _plain_ms(cell: str, T: int, seconds: float) -> float:

@@ -5,7 +5,7 @@ The columns keep one seed, so they draw the same data batches and start from com
 weights: what differs between two charts is what the diff table says differs.
 
 Training goes through the server's training service, as on Explore: "Train all" submits one job
-per column, and one `@st.fragment(run_every=POLL_S)` polls every job and draws read-only views.
+per column, and one `@st.fragment(run_every=jobs.poll_every())` polls every job and draws read-only views.
 The buttons sit outside the fragment, so a click preempts a poll (see explore.live_panel).
 `?runs=A,B` draws saved runs the same way, without training.
 """
@@ -29,7 +29,6 @@ from .schema import build_config, effective_values, widget_specs
 from .state import CompareState, compare_state
 from .widgets import VALUES, config_sidebar, field_widget, label, read_query
 
-POLL_S = 0.5  # the columns redraw this often while a job trains (four jobs: a little slower than Explore)
 FIRST_STEP_WAIT_S = 0.5  # Train all waits this long for a first step, so the click's own run draws it
 STOP_WAIT_S = 1.0  # Stop all waits this long for the jobs to end
 PREFIX = "cmp_"  # every widget and chart key of this page starts with it: Explore's keys never collide
@@ -260,7 +259,7 @@ def live_columns(cs: CompareState) -> None:
 
     fresh = [views]  # this full run's views: its own panel draws them; the fragment's later reruns poll
 
-    @st.fragment(run_every=jobs.poll_every(POLL_S) if timer_on else None)
+    @st.fragment(run_every=jobs.poll_every() if timer_on else None)
     def panel() -> None:
         v = fresh.pop() if fresh else live_views(cs)
         draw_comparison(v, letters)

@@ -1,7 +1,7 @@
 """The Explore page: sidebar knobs, Train / Stop / Resume, and one run panel.
 
 Training happens in the server's training service (rnn_core.service), never on the script
-thread: a job trains in a worker while the panel polls it in `@st.fragment(run_every=POLL_S)`
+thread: a job trains in a worker while the panel polls it in `@st.fragment(run_every=jobs.poll_every())`
 runs, each drawing a read-only view of the job. The fragment ticks only while the job is queued
 or running, so an idle tab costs no CPU. A tab that closes stops polling, and the service stops
 and saves its job.
@@ -22,7 +22,6 @@ from .state import PanelState, panel_state
 from .urlstate import query_from_values
 from .widgets import config_sidebar, url_warning
 
-POLL_S = 0.5  # the panel redraws this often while a job trains; the job never waits for it
 FIRST_STEP_WAIT_S = 0.5  # Train waits this long for the first step, so its own run draws the first chart
 STOP_WAIT_S = 1.0  # Stop waits this long for the job to end, so the click's own run shows "Stopped"
 PREFIX = ""  # Explore's chart and widget keys (chart_heatmap, btn_train, ...)
@@ -71,9 +70,9 @@ def _view(ps: PanelState, finish_wait: bool = False) -> RunView | None:
         return ps.saved
     job.poll()
     if finish_wait and not job.done:
-        rate = job.steps_per_second()
-        if rate > 0 and (job.cfg.steps - job.steps_done) / rate < POLL_S:
-            job.wait(timeout=POLL_S)
+        rate, poll = job.steps_per_second(), jobs.poll_base()
+        if rate > 0 and (job.cfg.steps - job.steps_done) / rate < poll:
+            job.wait(timeout=poll)
     return job.view()
 
 
@@ -133,7 +132,7 @@ def live_panel(ps: PanelState, cfg: RunConfig | None) -> None:
 
     fresh = [view]  # this full run's view: its own panel draws it; the fragment's later reruns poll
 
-    @st.fragment(run_every=jobs.poll_every(POLL_S) if timer_on else None)
+    @st.fragment(run_every=jobs.poll_every() if timer_on else None)
     def panel() -> None:
         v = fresh.pop() if fresh else _view(ps, finish_wait=True)
         if v is None:

@@ -91,8 +91,13 @@ __all__ = ["Job", "ServiceError", "service", "start", "resume", "limits_problem"
 POLLERS_PER_WORKER = 2
 
 
-def poll_every(base: float) -> float:
-    """How often a page polls its job: `base` while few runs are live, slower when a class is.
+def poll_base() -> float:
+    """The server's polling period while few runs are live (BPTT_LAB_POLL_S)."""
+    return service().settings.poll_s
+
+
+def poll_every() -> float:
+    """How often a page polls its job: poll_base() while few runs are live, slower when a class is.
 
     Each poll rebuilds and sends the page's charts. Thirty sessions polling every 0.5 s asked a
     2-core server for 60 redraws a second, and the workers, the pages and the queue positions all
@@ -101,4 +106,4 @@ def poll_every(base: float) -> float:
     """
     counts = service().counts()
     live = counts["running"] + counts["queued"]
-    return base * max(1.0, live / (POLLERS_PER_WORKER * max(1, counts["workers"])))
+    return poll_base() * max(1.0, live / (POLLERS_PER_WORKER * max(1, counts["workers"])))

@@ -33,7 +33,6 @@ from .safe import code, plain
 from .schema import defaults
 from .widgets import VALUES, config_sidebar, read_query
 
-POLL_S = 0.5  # the step's charts redraw this often while it trains
 PREFIX = "les_"  # every widget and chart key of this page: Explore's and Compare's never collide
 BACK, NEXT = f"{PREFIX}back", f"{PREFIX}next"
 LETTERS = "abcd"
@@ -291,7 +290,7 @@ def live_step(ls: LessonsState, lesson: Lesson) -> None:
     ls.timer_on = timer_on
     fresh = [shown]
 
-    @st.fragment(run_every=jobs.poll_every(POLL_S) if timer_on else None)
+    @st.fragment(run_every=jobs.poll_every() if timer_on else None)
     def panel() -> None:
         current = fresh.pop() if fresh else (views(ls) if ls.runs_here() else [])
         results(ls, lesson, current)

@@ -19,6 +19,7 @@ from rnn_core.view import RunView
 from . import figures as F
 from . import present
 from .chart_config import plotly_config
+from .live_chart import live_chart
 from .run_figures import CHANCE, build_figures
 from .safe import code, plain
 from .state import KEYS
@@ -36,8 +37,7 @@ def draw_chart(fig: go.Figure, key: str, name: str = "bptt-lab") -> None:
     # A fixed height keeps the page from jumping while a chart is redrawn with new data. The
     # toolbar's camera saves <run name>.png at 3x, for slides.
     fig = present.fit(fig)  # presenter mode (?present=1): big text and lines, on every page that draws here
-    st.plotly_chart(fig, key=key, width="stretch", height=int(fig.layout.height or F.HEIGHT),
-                    config=plotly_config(name, chart_format()))
+    live_chart(fig, key, int(fig.layout.height or F.HEIGHT), plotly_config(name, chart_format()))
 
 
 def chart_format() -> str:
@@ -73,9 +73,7 @@ def _empty_figures(cfg: RunConfig | None) -> dict[str, go.Figure]:
 def _layout(figs: dict[str, go.Figure], prefix: str, name: str) -> None:
     """The charts in their fixed rows. The empty frames and the filled charts stand at the same
     places in the page (after the same two containers), so a redraw never moves the page and the
-    browser keeps each chart's frame: on a busy 2-core machine rebuilding the page was seconds.
-    (Streamlit still replaces a chart whose figure changed with a new Plotly element, since its
-    element id includes the figure; a chart whose figure is unchanged is left alone.)"""
+    browser keeps each chart's element: each is redrawn in place by Plotly.react (live_chart)."""
     rows = [("heatmap", "profile"), ("gates", "clipping"), ("loss", "attention" if "attention" in figs else "accuracy")]
     for k, row in enumerate(rows):
         cols = st.columns(2)

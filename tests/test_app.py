@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from charts import charts
 from dashboard.schema import MAIN_FIELDS, advanced_fields, widget_specs
 from rnn_core import make_config, store
 from rnn_core.config import RunConfig
@@ -302,16 +303,13 @@ def test_a_bad_saved_run_link_says_so_in_one_line():
 
 
 def test_chart_downloads_are_png_for_slides_or_svg_named_after_the_run():
-    import json
-
     at = new_app(seq_len="12", hidden_size="8", steps="10")
     at.button(key="btn_train").click().run()
     wait(panel(at).job)
     at.run()
 
     def image_options():
-        chart = next(e for e in at.get("plotly_chart") if "chart_heatmap" in e.proto.id)
-        return json.loads(chart.proto.config)["toImageButtonOptions"]
+        return next(c for c in charts(at) if c.id.endswith("chart_heatmap")).config["toImageButtonOptions"]
 
     name = panel(at).job.name
     assert image_options() == {"format": "png", "filename": name, "scale": 3}

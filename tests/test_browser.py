@@ -29,6 +29,13 @@ ARTIFACTS = ROOT / "artifacts"
 HEATMAP_FILLED = """() => Array.from(document.querySelectorAll('.js-plotly-plot')).some(
     g => (g.data || []).some(t => t.type === 'heatmap' && t.z))"""  # z arrives as a typed-array spec
 CHART_FRAMES = "() => document.querySelectorAll('.js-plotly-plot').length >= 5"
+# Each run chart's element gets a mark; a chart drawn into a new element (a remount) has none.
+MARK_CHARTS = "() => document.querySelectorAll('.bptt-chart').forEach(d => { d.__mark = 1; })"
+CHARTS_KEPT = """() => { const d = Array.from(document.querySelectorAll('.bptt-chart'));
+    return [d.length, d.filter(e => e.__mark === 1).length]; }"""
+# A chart may skip figures while the page is busy (dashboard/live_chart.js), but never the last one.
+LATEST_DRAWN = """() => Array.from(document.querySelectorAll('.bptt-chart')).every(
+    d => d.__want && d.__drawn === d.__want.spec + '\\u0000' + d.__want.config)"""
 
 
 def _free_port() -> int:
@@ -109,7 +116,7 @@ RECORD_MOUSEDOWN = """() => document.addEventListener('mousedown',
     e => { window.__mousedown = performance.timeOrigin + e.timeStamp; }, {capture: true, once: true})"""
 LABELS_FIT = """() => Array.from(document.querySelectorAll('.stButton button')).every(
     b => b.scrollWidth <= b.clientWidth + 1)"""
-CHARTS_OPAQUE = """() => Array.from(document.querySelectorAll('.stPlotlyChart, [data-testid="stPlotlyChart"]')).every(
+CHARTS_OPAQUE = """() => Array.from(document.querySelectorAll('.bptt-chart, .stPlotlyChart')).every(
     el => { let e = el; while (e) { if (parseFloat(getComputedStyle(e).opacity) < 0.99) return false;
             e = e.parentElement; } return true; })"""
 
@@ -133,6 +140,7 @@ def test_train_fills_charts_in_browser(browser, server):
     train.wait_for(state="visible", timeout=10_000)
     page.get_by_text("Estimate:").wait_for(timeout=60_000)  # the training workers are up
     page.wait_for_timeout(500)  # let the first render settle
+    page.evaluate(MARK_CHARTS)
     page.evaluate(RECORD_MOUSEDOWN)
     _press(page, train)
     page.wait_for_function(HEATMAP_FILLED, timeout=15_000, polling=20)
@@ -144,6 +152,9 @@ def test_train_fills_charts_in_browser(browser, server):
     for _ in range(12):
         assert page.evaluate(CHARTS_OPAQUE), "a chart dimmed while it was redrawn"
         page.wait_for_timeout(97)
+    # every poll redrew the charts in place (Plotly.react), on the elements the page loaded with
+    count, kept = page.evaluate(CHARTS_KEPT)
+    assert count >= 5 and kept == count, f"{count - kept} of {count} charts were rebuilt in new elements"
     _no_exception(page)
     assert not page.locator('[data-testid="stStatusWidget"]').is_visible()  # only our own Stop
     page.screenshot(path=str(ARTIFACTS / "explore_training.png"), full_page=True)
@@ -167,7 +178,8 @@ def test_train_fills_charts_in_browser(browser, server):
           "to reach the busy page)")
     _no_exception(page)
     stopped = page.locator('[data-testid="stProgress"]').inner_text()
-    page.wait_for_timeout(1200)  # a few poll intervals: nothing may train any more
+    page.wait_for_function(LATEST_DRAWN, timeout=10_000)  # every chart shows the stopped run's last figure
+    page.wait_for_timeout(2500)  # a few poll intervals: nothing may train any more
     assert page.locator('[data-testid="stProgress"]').inner_text() == stopped
     assert page.locator(".st-key-btn_resume").get_by_role("button", name="Resume").is_enabled()
     page.screenshot(path=str(ARTIFACTS / "explore_stopped.png"), full_page=True)

@@ -1,7 +1,6 @@
 """Lessons: the files, the loader's one-line errors, the answers (oracle), the page, presenter mode."""
 from __future__ import annotations
 
-import json
 import math
 import textwrap
 from pathlib import Path
@@ -10,6 +9,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from charts import charts
 from dashboard.chart_layout import chart_height
 from dashboard.style import present_css
 from rnn_core import make_config, store
@@ -334,7 +334,7 @@ def test_transfer_step_2_waits_for_its_source():
 
 
 def _plotly_specs(at: AppTest) -> list[dict]:
-    return [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
+    return [c.spec for c in charts(at)]
 
 
 def test_present_mode_on_explore_then_lessons():

@@ -12,6 +12,7 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
+from charts import charts as run_charts
 from dashboard import theory_figures as TF
 from dashboard.figures import linear_envelope
 from dashboard.theory_papers import RESULTS, load_results, results_table
@@ -367,7 +368,7 @@ def test_page_shows_the_sessions_run_after_explore_trained_one():
     assert not at.exception and not at.error
     text = captions(at)
     assert f"Now: {job.name}".replace("-", "\\-") in text or f"Now: {job.name}" in text
-    charts = {e.proto.id: json.loads(e.proto.spec) for e in at.get("plotly_chart")}
+    charts = {c.id: c.spec for c in run_charts(at)}
     eigen = next(v for k, v in charts.items() if "theory_chart_eigen" in k)
     assert [d["name"].split(":")[0] for d in eigen["data"]] == ["unit circle |λ| = 1", "now", "at initialisation"]
     bound = next(v for k, v in charts.items() if "theory_chart_bound" in k)
@@ -464,7 +465,7 @@ def test_a_saved_run_opened_in_explore_is_drawn_with_its_own_start():
     at.switch_page("pages/theory.py").run()
     assert not at.exception and not at.error
     assert "Its settings differ from the sidebar" in captions(at).replace("\\", "")
-    charts = {e.proto.id: json.loads(e.proto.spec) for e in at.get("plotly_chart")}
+    charts = {c.id: c.spec for c in run_charts(at)}
     eigen = next(v for k, v in charts.items() if "theory_chart_eigen" in k)
     names = [d["name"].split(":")[0] for d in eigen["data"]]
     assert names == ["unit circle |λ| = 1", "now", "the run at initialisation", "at initialisation"]
