@@ -1,6 +1,6 @@
 """The Plotly config of a run's charts: the toolbar's camera button saves an image for slides.
 
-    st.plotly_chart(fig, config=plotly_config(view.name))   # "Download plot" -> <run name>.png, 3x
+    live_chart(fig, key, height, plotly_config(view.name))   # "Download plot" -> <run name>.png, 3x
 
 The toolbar has one image button with one format. st.plotly_chart's config is JSON, so a second
 button (which plotly.js defines with a JavaScript click handler) cannot be added from here;

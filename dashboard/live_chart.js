@@ -78,27 +78,28 @@ function request(div) {
   pump();
 }
 
+// A chart never drawn (a page's first frames, a new column) does not wait for the budget.
+const neverDrawn = (div) => div.__drawn === undefined;
+
 function pump() {
   const q = queue();
-  if (q.timer !== null || q.waiting.size === 0) return;
-  if (document.hidden) return; // a background tab draws nothing; visibilitychange resumes it
-  const wait = q.nextFree - NOW();
-  // a chart never drawn (a page's first frames, a new column) does not wait for the budget
-  const fresh = [...q.waiting].some((div) => div.__drawn === undefined);
-  if (wait <= 0 || fresh) {
+  if (q.waiting.size === 0 || document.hidden) return; // a background tab draws nothing; visibilitychange resumes it
+  if (q.nextFree <= NOW() || [...q.waiting].some(neverDrawn)) {
+    clearTimeout(q.timer); // a new chart does not wait behind the budget's pause either
+    q.timer = null;
     drawNext();
-  } else {
+  } else if (q.timer === null) {
     q.timer = setTimeout(() => {
       q.timer = null;
       drawNext();
-    }, wait);
+    }, q.nextFree - NOW());
   }
 }
 
 function drawNext() {
   const q = queue();
   const Plotly = window.Plotly;
-  const order = [...q.waiting].sort((a, b) => (a.__drawn === undefined ? 0 : 1) - (b.__drawn === undefined ? 0 : 1));
+  const order = [...q.waiting].sort((a, b) => neverDrawn(b) - neverDrawn(a)); // never drawn first
   for (const div of order) {
     q.waiting.delete(div);
     if (!div.isConnected) continue;

@@ -48,9 +48,9 @@ class ServiceSettings(BaseSettings):
     # 0: as the server. At 10 a default run took 7.3 s instead of 5.1 s in a browser on the same 2
     # cores (bench/bench_app.py), and a Stop reached the server no sooner: the browser was the wait.
     worker_nice: int = Field(0, ge=0, le=19, description="nice level of worker processes (higher yields the CPU).")
-    # Every poll is a redraw in the browser. With the browser on the same 2 cores, polling every 0.5 s took
-    # a default run 1.56x its compute to "Finished", every 1.0 s 1.31x (bench/bench_app.py): the browser's
-    # redraws compete with the training. Where browsers run on the students' own machines, 0.5 is smoother.
+    # Every poll is a redraw in the browser. With the browser on the same 2 cores as the training, Chromium
+    # used 3.85 CPU-s for a default run polled every 0.5 s and 2.6-2.9 every 1.0 s (bench/bench_app.py).
+    # Where browsers run on the students' own machines, 0.5 is smoother.
     poll_s: float = Field(1.0, ge=0.1, le=10, description="How often a page redraws a live run, in seconds "
                           "(longer while many runs are live).")
     # Batches of steps sent from a worker to the pages: often enough for live charts, rarely enough to stay cheap.
