@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_the_defaults():
     s = ServiceSettings()
     assert (s.max_shape, s.history_rows, s.history_mb, s.max_upload_mb, s.room_size) == (2**24, 500, 32, 200, 60)
-    assert s.max_queue == 64 and 1 <= s.workers <= 64
+    assert s.max_queue == 64 and 1 <= s.workers <= 64 and s.poll_s == 1.0
     streamlit = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())["server"]
     assert streamlit["maxUploadSize"] == s.max_upload_mb and streamlit["address"] == "127.0.0.1"
 
@@ -42,6 +42,24 @@ def test_a_bad_setting_is_one_line_naming_the_variable(monkeypatch, var, value, 
 def test_the_room_size_is_a_setting(monkeypatch):
     monkeypatch.setenv("BPTT_LAB_ROOM_SIZE", "30")
     assert load_settings().room_size == 30
+
+
+def test_the_poll_period_is_a_setting_and_grows_with_the_live_runs(monkeypatch):
+    """BPTT_LAB_POLL_S is what a page's fragment reruns on, times the class's load factor."""
+    from types import SimpleNamespace
+
+    from dashboard import jobs
+
+    monkeypatch.setenv("BPTT_LAB_POLL_S", "2.5")
+    counts = {"running": 1, "queued": 0, "workers": 2}
+    fake = SimpleNamespace(settings=load_settings(), counts=lambda: counts)
+    monkeypatch.setattr(jobs, "service", lambda: fake)
+    assert jobs.poll_base() == 2.5 and jobs.poll_every() == 2.5  # few live runs: the setting itself
+    counts.update(running=2, queued=10)  # 12 live runs on 2 workers, 2 pollers per worker: 3x slower
+    assert jobs.poll_every() == pytest.approx(2.5 * 12 / (jobs.POLLERS_PER_WORKER * 2))
+    monkeypatch.setenv("BPTT_LAB_POLL_S", "0")
+    with pytest.raises(ValueError, match="BPTT_LAB_POLL_S"):
+        load_settings()
 
 
 # --- seq_len × hidden_size × batch_size × layers -------------------------------------------------------
