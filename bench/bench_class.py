@@ -1,12 +1,19 @@
 """A whole class on one server: N browser sessions open one link and press Train in the same second.
 
-    python bench/bench_class.py                      # 30 sessions on a lesson link
+    python bench/bench_class.py                      # 30 sessions on the default link
+    python bench/bench_class.py --client chromium    # the same with 30 Chromium tabs on this machine
     python bench/bench_class.py --sessions 4 --quick # a smoke run of the script itself
 
 It serves the app on 127.0.0.1 (its own run store in a temporary folder, the process pool as
-users get it), opens N Chromium pages in N browser contexts (N Streamlit sessions), waits until
-every page is ready, then presses Train on all of them at once. Per session it records, from
-that page's own mousedown time stamp:
+users get it) and opens N Streamlit sessions, waits until every one is ready, then presses Train
+on all of them at once. A session is either
+  - `--client ws` (the default): Streamlit's own websocket protocol, driven as the frontend drives
+    it (bench/class_ws.py). The students' browsers are on their own laptops, so this measures the
+    server as a class meets it; the clients' CPU is a few percent of a core;
+  - `--client chromium`: N headless Chromium pages in N browser contexts on this same machine, so
+    the figures include 30 tabs' drawing on the server's cores.
+Per session it records, from the click (the page's own mousedown time stamp in Chromium, the
+moment the click's message is sent over the websocket):
   - the first feedback: the first step drawn (status line and charts) or a queue position ("Queued: 3rd in line");
   - the end: "Finished";
   - every queue position the page showed.
@@ -37,6 +44,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -107,6 +115,7 @@ class Session:
         self.positions: set[int] = set()
         self.exceptions = 0
         self.error = ""
+        self.clicked: float | None = None  # the click's wall time (websocket client)
 
 
 async def open_session(browser, url: str, s: Session, timeout_ms: int):
@@ -169,6 +178,48 @@ async def watch(page, s: Session, timeout_s: float) -> None:
         s.error = "did not finish in time"
 
 
+async def open_ws(port: int, path: str, s: Session, timeout_s: float):
+    """One websocket session, ready to train: the page drawn, a lesson's prediction picked, Train enabled."""
+    from class_ws import WsPage
+
+    page = WsPage(port, path)
+    await page.open(timeout_s)
+    if "lessons" in page.page and not page.choose("Predict"):
+        raise RuntimeError("the lesson page drew no prediction to pick")
+    await page.rerun(timeout_s=timeout_s)
+    train = page.buttons.get("Train")
+    if train is None or train[1]:
+        raise RuntimeError(f"Train is {'disabled' if train else 'missing'} on {path}")
+
+    def seen(kind: str, text: str, at: float) -> None:
+        if s.clicked is None:
+            return
+        m = QUEUED.search(text)
+        if m:
+            s.positions.add(int(m.group(1)))
+        if s.first_s is None and (m or (kind == "progress" and re.match(r"([1-9]\d*) / \d+ steps ·", text))):
+            s.first_s, s.first_kind = at - s.clicked, "queued" if m else "chart"
+        if kind == "alert" and text.startswith("Finished") and s.done_s is None:
+            s.done_s = at - s.clicked
+
+    page.on_text = seen
+    return page
+
+
+async def press_ws(page, s: Session) -> None:
+    s.clicked = time.time()
+    await page.rerun(trigger=page.buttons["Train"][0])
+
+
+async def watch_ws(page, s: Session, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while s.done_s is None and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    s.exceptions = page.exceptions
+    if s.done_s is None:
+        s.error = "did not finish in time"
+
+
 def check_runs(runs: Path) -> tuple[int, int, list[str]]:
     from rnn_core.view import RunView
 
@@ -193,8 +244,6 @@ def describe(values: list[float]) -> str:
 
 
 async def main_async(args) -> int:
-    from playwright.async_api import async_playwright
-
     tmp = Path(tempfile.mkdtemp(prefix="bench_class_"))
     runs, port = tmp / "runs", free_port()
     proc = start_server(runs, port, tmp / "server.log")
@@ -202,44 +251,77 @@ async def main_async(args) -> int:
     sessions = [Session(i) for i in range(args.sessions)]
     mem = {}
     try:
-        async with async_playwright() as pw:
-            browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-            try:
-                # warm the server once (the first page run starts the training workers)
-                ctx0, _, _ = await open_session(browser, url, Session(-1), 90_000)
-                await ctx0.close()
-                await asyncio.sleep(2)
-                mem["before"] = group_rss_mb(proc.pid)
-                opened = await asyncio.gather(*(open_session(browser, url, s, 120_000) for s in sessions))
-                await asyncio.sleep(1.0)  # every page has settled
-                peak = [group_rss_mb(proc.pid)]
-
-                async def sample():
-                    while True:
-                        peak.append(group_rss_mb(proc.pid))
-                        await asyncio.sleep(0.5)
-
-                sampler = asyncio.create_task(sample())
-                await asyncio.gather(*(press(page, train, s) for (_, page, train), s in zip(opened, sessions)))
-                await asyncio.gather(*(watch(page, s, args.timeout) for (_, page, _), s in zip(opened, sessions)))
-                sampler.cancel()
-                mem["peak"] = max(peak)
-                for ctx, _, _ in opened:
-                    await ctx.close()
-            finally:
-                await browser.close()
+        cpu0, wall0 = time.process_time(), time.monotonic()
+        if args.client == "ws":
+            await load_ws(args, port, proc, sessions, mem)
+        else:
+            await load_chromium(args, url, proc, sessions, mem)
+        mem["client_cpu_s"], mem["load_wall_s"] = time.process_time() - cpu0, time.monotonic() - wall0
         closed_at = time.monotonic()
         while time.monotonic() - closed_at < args.settle:
             await asyncio.sleep(1)
         mem["after"] = group_rss_mb(proc.pid)
     finally:
         stop_server(proc)
+    return report(args, url, runs, sessions, mem)
 
+
+async def load_ws(args, port: int, proc, sessions: list[Session], mem: dict) -> None:
+    warm = await open_ws(port, args.path, Session(-1), 90)  # the first page run starts the training workers
+    await warm.close()
+    await asyncio.sleep(2)
+    mem["before"] = group_rss_mb(proc.pid)
+    pages = await asyncio.gather(*(open_ws(port, args.path, s, 120) for s in sessions))
+    await asyncio.sleep(1.0)
+    peak = [group_rss_mb(proc.pid)]
+    sampler = asyncio.create_task(sample_rss(proc.pid, peak))
+    await asyncio.gather(*(press_ws(page, s) for page, s in zip(pages, sessions)))
+    await asyncio.gather(*(watch_ws(page, s, args.timeout) for page, s in zip(pages, sessions)))
+    sampler.cancel()
+    mem["peak"] = max(peak)
+    for page in pages:
+        await page.close()
+
+
+async def sample_rss(pgid: int, peak: list[float]) -> None:
+    while True:
+        peak.append(group_rss_mb(pgid))
+        await asyncio.sleep(0.5)
+
+
+async def load_chromium(args, url: str, proc, sessions: list[Session], mem: dict) -> None:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            # warm the server once (the first page run starts the training workers)
+            ctx0, _, _ = await open_session(browser, url, Session(-1), 90_000)
+            await ctx0.close()
+            await asyncio.sleep(2)
+            mem["before"] = group_rss_mb(proc.pid)
+            opened = await asyncio.gather(*(open_session(browser, url, s, 120_000) for s in sessions))
+            await asyncio.sleep(1.0)  # every page has settled
+            peak = [group_rss_mb(proc.pid)]
+            sampler = asyncio.create_task(sample_rss(proc.pid, peak))
+            await asyncio.gather(*(press(page, train, s) for (_, page, train), s in zip(opened, sessions)))
+            await asyncio.gather(*(watch(page, s, args.timeout) for (_, page, _), s in zip(opened, sessions)))
+            sampler.cancel()
+            mem["peak"] = max(peak)
+            for ctx, _, _ in opened:
+                await ctx.close()
+        finally:
+            await browser.close()
+
+
+def report(args, url: str, runs: Path, sessions: list[Session], mem: dict) -> int:
     total, finished, bad = check_runs(runs)
     firsts = [s.first_s for s in sessions if s.first_s is not None]
     dones = [s.done_s for s in sessions if s.done_s is not None]
     positions = sorted(set().union(*(s.positions for s in sessions)))
-    print(f"sessions: {len(sessions)} on {url.split('?')[0]} (path {args.path}); browsers share the cores with the server")
+    where = ("websocket clients (no browser drawing on this machine)" if args.client == "ws"
+             else "Chromium tabs sharing this machine's cores with the server")
+    print(f"sessions: {len(sessions)} {where}, on {url.split('?')[0]} (path {args.path})")
     print(f"first chart or queue position: {describe(firsts)}; "
           f"within 2 s: {sum(f <= 2.0 for f in firsts)}/{len(sessions)}; "
           f"kinds: {sum(s.first_kind == 'chart' for s in sessions)} chart, {sum(s.first_kind == 'queued' for s in sessions)} queued")
@@ -249,6 +331,8 @@ async def main_async(args) -> int:
     print(f"server memory (server + workers): before {mem.get('before', 0):.0f} MB, peak {mem.get('peak', 0):.0f} MB, "
           f"{args.settle:.0f} s after every tab closed {mem.get('after', 0):.0f} MB "
           f"({100 * (mem.get('after', 0) / max(mem.get('before', 1), 1) - 1):+.1f}% of before)")
+    print(f"this script's own CPU (the clients; Chromium's is not counted): {mem.get('client_cpu_s', 0):.1f} s "
+          f"over {mem.get('load_wall_s', 0):.1f} s of load")
     print(f"runs saved: {total}, finished and readable: {finished}" + (f"; problems: {bad}" if bad else ""))
     print(f"exception elements: {sum(s.exceptions for s in sessions)}")
     errors = [f"session {s.index}: {s.error}" for s in sessions if s.error]
@@ -264,7 +348,9 @@ async def main_async(args) -> int:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sessions", type=int, default=30, help="browser sessions (at most 60)")
-    ap.add_argument("--path", default="/?steps=300", help="the link every session opens")
+    ap.add_argument("--path", default="/lessons?lesson=vanishing&step=1", help="the link every session opens")
+    ap.add_argument("--client", choices=["ws", "chromium"], default="ws",
+                    help="ws: Streamlit's websocket protocol, no browser here; chromium: headless tabs on this machine")
     ap.add_argument("--timeout", type=float, default=300.0, help="seconds each session may take to finish")
     ap.add_argument("--settle", type=float, default=60.0, help="seconds after the tabs close before memory is read")
     ap.add_argument("--quick", action="store_true", help="a smoke run: 10 s settle")

@@ -12,6 +12,8 @@ so a click preempts a poll; the fragment ticks only while a job is queued or run
 """
 from __future__ import annotations
 
+import functools
+
 import pandas as pd
 import streamlit as st
 
@@ -224,13 +226,25 @@ def _chart(fig, name: str, run: str) -> None:
     draw_chart(fig, chart_key(PREFIX, name), run)
 
 
+@functools.lru_cache(maxsize=64)
+def _frame(chart: str, note: str, big: bool):
+    """The empty frame of a step's chart. Shared between sessions: draw_chart only reads a figure,
+    and building it (Plotly validates every key) was a tenth of a queued click's server time."""
+    title, x, y, log_y = CHART_FRAMES[chart]
+    return F.empty_figure(title, x, y, log_y, note=note, big=big)
+
+
 def single_charts(lesson: Lesson, k: int, view: RunView | None) -> None:
     """The step's chart first, full width; the others below (not in presenter mode: one chart per screen)."""
     big = present.on()
     chart = lesson.steps[k].chart
-    if view is None:
-        title, x, y, log_y = CHART_FRAMES[chart]
-        _chart(F.empty_figure(title, x, y, log_y, note="Predict, then press Train", big=big), chart, "lesson")
+    if view is None or view.steps_done == 0:  # nothing recorded yet: the frame alone, not seven empty charts
+        # A queued run's click is the costliest moment of a class: thirty of them in the same second.
+        # Building every chart of a run with no steps took a fifth of that click's server time.
+        note = ("Predict, then press Train" if view is None else
+                "Queued: the chart fills in once the run starts" if view.state == "queued" else
+                "The chart fills in from the first step")
+        _chart(_frame(chart, note, big), chart, "lesson")
         return
     figs = build_figures(view, big=big)
     _chart(figs.get(chart) or F.empty_figure(CHART_NAMES[chart], note="not recorded yet", big=big), chart, view.name)
@@ -302,17 +316,24 @@ def live_step(ls: LessonsState, lesson: Lesson) -> None:
 
 def lesson_view(ls: LessonsState, lesson: Lesson) -> None:
     """The step: its text, the prediction, Train / Stop, then the answer and the charts. In presenter
-    mode the text sits beside the chart, so one screen holds the whole step."""
-    runs, err = sidebar_form(ls, lesson)
-    step_header(ls, lesson)
+    mode the text sits beside the chart, so one screen holds the whole step.
+
+    The runs' status is drawn first, into its place below the text: a click's answer ("Queued: 3rd
+    in line", the first step) leaves the server before the sidebar form is rebuilt. When a class
+    clicks Train in the same second, the server's script threads share one interpreter and progress
+    together, so what a run draws first reaches every student first (bench/bench_class.py)."""
+    head = st.container()
     left, right = st.columns([2, 3], gap="large") if present.on() else (st.container(), st.container())
+    with right:
+        live_step(ls, lesson)
+    runs, err = sidebar_form(ls, lesson)
+    with head:
+        step_header(ls, lesson)
     with left:
         step_text(ls, lesson)
         running = ls.runs_here() and any(not j.done for j in ls.jobs)
         choice = question(ls, lesson, trained=ls.runs_here())
         controls(ls, lesson, runs, err, choice, running)
-    with right:
-        live_step(ls, lesson)
 
 
 def lessons_page() -> None:

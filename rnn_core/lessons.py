@@ -15,6 +15,7 @@ in the file: rnn_core.lesson_answers computes it from the finished run. No torch
 """
 from __future__ import annotations
 
+import functools
 import math
 import tomllib
 from pathlib import Path
@@ -245,8 +246,24 @@ def parse_lesson(text: str, lesson_id: str) -> Lesson:
 
 
 def load_lesson(path: str | Path) -> Lesson:
-    """One lesson file; a bad one raises LessonError in one line starting with the file's name."""
+    """One lesson file; a bad one raises LessonError in one line starting with the file's name.
+
+    A file unchanged since it was last read (same size and modification time) is not parsed again:
+    the Lessons page reads the folder on every script run, a whole class's clicks included, and
+    parsing every file was about a seventh of a click's server time. Lessons are frozen models,
+    so the cached one can be shared. An edited file is read afresh; a refused one (an exception)
+    is never cached."""
     path = Path(path)
+    try:
+        st = path.stat()
+    except OSError as err:
+        raise LessonError(f"{path.name}: cannot be read ({err})") from None
+    return _load_lesson(str(path), st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=512)
+def _load_lesson(name: str, mtime_ns: int, size: int) -> Lesson:
+    path = Path(name)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:

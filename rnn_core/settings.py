@@ -7,6 +7,7 @@ with one torch thread, and a queue in front of them.
 """
 from __future__ import annotations
 
+import functools
 import os
 from typing import Literal
 
@@ -65,7 +66,18 @@ class ServiceSettings(BaseSettings):
 
 
 def load_settings() -> ServiceSettings:
-    """The settings, or a clear error naming the bad variable (never a traceback at server start)."""
+    """The settings, or a clear error naming the bad variable (never a traceback at server start).
+
+    Read again only when a BPTT_LAB_ variable changed. Building a ServiceSettings takes pydantic-
+    settings about 8 ms, and every new History asks for its caps: a class's 30 clicks in the same
+    second spent a quarter of their server time here (bench/bench_class.py). Each caller gets its
+    own copy, so one that changes a field changes only its own."""
+    env = tuple(sorted((k.upper(), v) for k, v in os.environ.items() if k.upper().startswith("BPTT_LAB_")))
+    return _load_settings(env).model_copy()
+
+
+@functools.lru_cache(maxsize=16)
+def _load_settings(env: tuple[tuple[str, str], ...]) -> ServiceSettings:
     from pydantic import ValidationError
 
     try:

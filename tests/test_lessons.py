@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import os
 import textwrap
 from pathlib import Path
 
@@ -152,6 +153,24 @@ def test_a_folder_with_a_bad_file_still_loads_the_others(tmp_path):
     lessons, problems = load_lessons(tmp_path)
     assert list(lessons) == ["good"]
     assert len(problems) == 1 and problems[0].startswith("bad.toml: step 1: chart='pie'")
+
+
+def test_an_edited_lesson_file_is_read_again(tmp_path):
+    """Parsed lessons are cached by file size and modification time: an edit is seen on the next
+    load, a file made bad is refused, and mended it loads again."""
+    path = _write(tmp_path, GOOD, "good.toml")
+    first = load_lessons(tmp_path)[0]["good"]
+    assert load_lessons(tmp_path)[0]["good"] is first  # unchanged: the same (frozen) lesson
+    path.write_text(GOOD.replace('chart = "profile"', 'chart = "loss"'), encoding="utf-8")
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+    assert load_lessons(tmp_path)[0]["good"].steps[0].chart == "loss"
+    path.write_text(GOOD.replace('chart = "profile"', 'chart = "pie"'), encoding="utf-8")
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 2 * 10**9))
+    lessons, problems = load_lessons(tmp_path)
+    assert lessons == {} and problems[0].startswith("good.toml: step 1: chart='pie'")
+    path.write_text(GOOD, encoding="utf-8")
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 3 * 10**9))
+    assert load_lessons(tmp_path)[0]["good"] == first
 
 
 # --- the answers: oracle ------------------------------------------------------------------------

@@ -39,6 +39,21 @@ def test_a_bad_setting_is_one_line_naming_the_variable(monkeypatch, var, value, 
     assert var in str(err.value) and allowed in str(err.value) and "\n" not in str(err.value)
 
 
+def test_settings_are_read_again_when_a_variable_changes_and_each_caller_has_its_own(monkeypatch):
+    """load_settings caches by the BPTT_LAB_ variables; a change of one is seen, in any case, and a
+    caller that changes its copy (a test shortening a timeout) changes no one else's."""
+    monkeypatch.setenv("BPTT_LAB_MAX_QUEUE", "7")
+    first = load_settings()
+    assert first.max_queue == 7
+    first.max_queue = 99
+    assert load_settings().max_queue == 7
+    monkeypatch.setenv("bptt_lab_max_queue", "8")  # pydantic-settings reads names in any case
+    monkeypatch.delenv("BPTT_LAB_MAX_QUEUE")
+    assert load_settings().max_queue == 8
+    monkeypatch.delenv("bptt_lab_max_queue")
+    assert load_settings().max_queue == ServiceSettings().max_queue
+
+
 def test_the_room_size_is_a_setting(monkeypatch):
     monkeypatch.setenv("BPTT_LAB_ROOM_SIZE", "30")
     assert load_settings().room_size == 30
