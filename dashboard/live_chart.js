@@ -10,6 +10,10 @@
 // the training on the same cores. Redraws therefore share out a budget: after a redraw that took
 // d ms, the next waits d * (1/BUSY - 1) ms, and a chart whose figures arrived meanwhile draws only
 // its latest. A fast machine redraws every poll; a slow one skips figures, never falls behind.
+// A redraw's d runs to the end of the frame that shows it: the style, layout and paint that
+// Plotly.react leaves to the browser cost as much again as the call itself.
+// A chart scrolled out of sight (or in a closed expander) is not redrawn until it comes back
+// into view; then it draws its latest figure.
 
 const BUSY = 0.3; // share of the main thread that chart redraws may take
 const NOW = () => performance.now();
@@ -62,15 +66,34 @@ function draw(div, Plotly) {
   if (document.fullscreenElement === div) layout.height = window.innerHeight;
   Plotly.react(div, fig.data || [], layout, config);
   div.__drawn = drawn;
+  div.__draws = (div.__draws || 0) + 1; // read by bench/bench_app.py: how live the charts are
   return true;
 }
 
 // --- the page's one queue of charts waiting to be redrawn ------------------------------------
 function queue() {
   // on window: every chart of the page shares it, whichever copy of this module drew it
-  if (!window.__bpttCharts) window.__bpttCharts = { waiting: new Set(), nextFree: 0, timer: null };
+  if (!window.__bpttCharts) {
+    window.__bpttCharts = { waiting: new Set(), nextFree: 0, timer: null, measuring: false, seen: null };
+  }
   return window.__bpttCharts;
 }
+
+// Which charts are in (or near) the viewport; one that comes into view draws its latest figure.
+function watchSight(div) {
+  const q = queue();
+  if (!q.seen) {
+    q.seen = new IntersectionObserver((entries) => {
+      for (const e of entries) {
+        e.target.__inSight = e.isIntersecting;
+        if (e.isIntersecting) request(e.target);
+      }
+    }, { rootMargin: "200px" });
+  }
+  q.seen.observe(div);
+}
+
+const outOfSight = (div) => div.__inSight === false && document.fullscreenElement !== div;
 
 function request(div) {
   const q = queue();
@@ -84,6 +107,7 @@ const neverDrawn = (div) => div.__drawn === undefined;
 function pump() {
   const q = queue();
   if (q.waiting.size === 0 || document.hidden) return; // a background tab draws nothing; visibilitychange resumes it
+  if (q.measuring) return; // the last redraw's frame is not out yet: its cost decides the next one's wait
   if (q.nextFree <= NOW() || [...q.waiting].some(neverDrawn)) {
     clearTimeout(q.timer); // a new chart does not wait behind the budget's pause either
     q.timer = null;
@@ -103,6 +127,7 @@ function drawNext() {
   for (const div of order) {
     q.waiting.delete(div);
     if (!div.isConnected) continue;
+    if (outOfSight(div) && !neverDrawn(div)) continue; // drawn when it comes back into view
     const start = NOW();
     let drew = false;
     try {
@@ -111,9 +136,14 @@ function drawNext() {
       div.textContent = "This chart could not be drawn: " + err.message;
     }
     if (drew) {
-      const took = NOW() - start;
-      q.nextFree = NOW() + took * (1 / BUSY - 1);
-      break; // one redraw, then the budget's pause
+      // one redraw, then the budget's pause, measured once the frame that shows it is out
+      q.measuring = true;
+      requestAnimationFrame(() => setTimeout(() => {
+        q.measuring = false;
+        q.nextFree = NOW() + (NOW() - start) * (1 / BUSY - 1);
+        pump();
+      }, 0));
+      return;
     }
   }
   pump();
@@ -132,6 +162,7 @@ export default function ({ parentElement, data }) {
       div.__drawn = undefined; // redraw at the screen's height, or back at the chart's own
       request(div);
     });
+    watchSight(div);
   }
   div.style.height = data.height + "px";
   div.__want = data; // the latest figure wins: a slow load never draws an older one over a newer one
@@ -143,7 +174,9 @@ export default function ({ parentElement, data }) {
   return () => {
     // Streamlit calls this when the element goes; purge frees Plotly's resize listener and DOM
     setTimeout(() => {
-      if (!div.isConnected && window.Plotly) window.Plotly.purge(div);
+      if (div.isConnected) return;
+      if (queue().seen) queue().seen.unobserve(div);
+      if (window.Plotly) window.Plotly.purge(div);
     }, 0);
   };
 }

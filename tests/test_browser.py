@@ -202,6 +202,37 @@ def test_train_fills_charts_in_browser(browser, server):
 HOSTILE = "**bold** [click here to log in](http://example.com/phish) :red[RED] ![img](http://127.0.0.1:9/x.png) $x^2$"
 
 
+CHART_STATES = """() => Array.from(document.querySelectorAll('.bptt-chart'), d => ({
+    inSight: d.__inSight !== false, latest: !!d.__want && d.__drawn === d.__want.spec + '\\u0000' + d.__want.config,
+    draws: d.__draws || 0}))"""
+
+
+def test_a_chart_out_of_sight_waits_and_draws_its_latest_figure_in_view(browser, server):
+    """On a short window the lower charts are out of sight: while the run trains they are not
+    redrawn (the page spends its budget on what can be seen), and scrolled into view each one
+    draws the latest figure at once."""
+    url, _ = server
+    page = browser.new_page(viewport={"width": 1400, "height": 700})
+    page.goto(url + "/?seq_len=50&steps=20000", timeout=30_000)
+    page.wait_for_function(CHART_FRAMES, timeout=60_000)
+    page.get_by_text("Estimate:").wait_for(timeout=60_000)
+    _press(page, page.locator(".st-key-btn_train").get_by_role("button", name="Train"))
+    page.wait_for_function(HEATMAP_FILLED, timeout=15_000, polling=20)
+    page.wait_for_timeout(4000)  # a few polls, each with new figures for every chart
+    states = page.evaluate(CHART_STATES)
+    hidden = [k for k, c in enumerate(states) if not c["inSight"]]
+    assert hidden, f"every chart is in sight on a 700 px window: {states}"
+    assert all(states[k]["draws"] == 1 for k in hidden)  # the first frame, then nothing while out of sight
+    assert max(c["draws"] for c in states if c["inSight"]) > 1  # the heatmap at the top is redrawn
+    _press(page, page.locator(".st-key-btn_stop").get_by_role("button", name="Stop"))
+    page.get_by_text("Stopped:").wait_for(timeout=15_000)
+    for k in hidden:  # each comes into view and shows the stopped run's last figure
+        page.evaluate(f"() => document.querySelectorAll('.bptt-chart')[{k}].scrollIntoView()")
+        page.wait_for_function(f"() => ({CHART_STATES})()[{k}].latest", timeout=10_000)
+    _no_exception(page)
+    page.close()
+
+
 def test_link_values_are_shown_as_text_not_markup(browser, server):
     url, _ = server
     import urllib.parse
