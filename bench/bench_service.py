@@ -11,7 +11,7 @@ builds every chart from it (dashboard.panel.build_figures). Its steps per second
 job's own step times, are divided by those of plain fused PyTorch (nn.RNN/LSTM/GRU, same
 shapes, optimiser and loss, nothing recorded; bench_speed.plain_step) timed in this process
 with one thread. `four`: wall time of one default run through the pool against four started
-together (2 workers on 2 cores). Both say what else was running: on a shared machine the
+together (2 workers on 2 cores), and two started together: four can take no less than twice two. Both say what else was running: on a shared machine the
 other load moves every figure.
 """
 from __future__ import annotations
@@ -123,13 +123,18 @@ def four(repeats: int, pool: str = "process") -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench_four_"))
     while svc.counts()["ready"] < svc.counts()["workers"]:
         time.sleep(0.1)
-    ones, fours = [], []
+    ones, twos, fours = [], [], []
     try:
         for r in range(repeats):
             t0 = time.perf_counter()
             job = svc.submit(make_config(), tmp / f"one-{r}")
             job.wait()
             ones.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()  # two at once: what the two cores give when nothing queues
+            pair = [svc.submit(make_config(seed=10 + k), tmp / f"two-{r}-{k}") for k in range(2)]
+            for j in pair:
+                j.wait()
+            twos.append(time.perf_counter() - t0)
             t0 = time.perf_counter()
             jobs = [svc.submit(make_config(seed=k), tmp / f"four-{r}-{k}") for k in range(4)]
             for j in jobs:
@@ -138,10 +143,13 @@ def four(repeats: int, pool: str = "process") -> None:
             assert all(j.state == "finished" for j in [job, *jobs])
     finally:
         svc.shutdown()
-    one, fo = statistics.median(ones), statistics.median(fours)
+    one, two, fo = statistics.median(ones), statistics.median(twos), statistics.median(fours)
     print(f"{pool} pool: one default run: {', '.join(f'{t:.2f}' for t in ones)} s (median {one:.2f}); "
+          f"two at once: {', '.join(f'{t:.2f}' for t in twos)} s (median {two:.2f}, two/one = {two / one:.2f}: "
+          f"what running side by side costs on these cores); "
           f"four at once on {svc.settings.workers} workers: {', '.join(f'{t:.2f}' for t in fours)} s "
-          f"(median {fo:.2f}); four/one = {fo / one:.2f} (target ≤ 2.3)")
+          f"(median {fo:.2f}); four/one = {fo / one:.2f} (target ≤ 2.3); four/(2 × two) = {fo / (2 * two):.2f} "
+          f"(the queue's own cost: 1.00 is none)")
 
 
 def main() -> None:
