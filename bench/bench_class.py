@@ -78,8 +78,8 @@ def group_rss_mb(pgid: int) -> float:
     return total_kb / 1024
 
 
-def start_server(runs: Path, port: int, log: Path) -> subprocess.Popen:
-    env = {**os.environ, "BPTT_LAB_RUNS": str(runs), "BPTT_LAB_POOL": "process"}
+def start_server(runs: Path, port: int, log: Path, env: dict | None = None) -> subprocess.Popen:
+    env = {**os.environ, "BPTT_LAB_RUNS": str(runs), "BPTT_LAB_POOL": "process", **(env or {})}
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.address", "127.0.0.1",
          "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"],

@@ -320,8 +320,8 @@ def lesson_view(ls: LessonsState, lesson: Lesson) -> None:
 
     The runs' status is drawn first, into its place below the text: a click's answer ("Queued: 3rd
     in line", the first step) leaves the server before the sidebar form is rebuilt. When a class
-    clicks Train in the same second, the server's script threads share one interpreter and progress
-    together, so what a run draws first reaches every student first (bench/bench_class.py)."""
+    clicks Train in the same second, page scripts take their turns one by one (script_gate), so
+    each student's answer leaves at the start of that page's turn, not at its end."""
     head = st.container()
     left, right = st.columns([2, 3], gap="large") if present.on() else (st.container(), st.container())
     with right:

@@ -68,10 +68,11 @@ class ServiceSettings(BaseSettings):
 def load_settings() -> ServiceSettings:
     """The settings, or a clear error naming the bad variable (never a traceback at server start).
 
-    Read again only when a BPTT_LAB_ variable changed. Building a ServiceSettings takes pydantic-
-    settings about 8 ms, and every new History asks for its caps: a class's 30 clicks in the same
-    second spent a quarter of their server time here (bench/bench_class.py). Each caller gets its
-    own copy, so one that changes a field changes only its own."""
+    Read again only when a BPTT_LAB_ variable changed. pydantic-settings takes about half a
+    millisecond to build one on a quiet machine, and every new History asks for its caps: when a
+    class's 30 clicks came in the same second, this was a quarter of the time they held the
+    interpreter lock (py-spy, during bench/bench_class.py). Each caller gets its own copy, so one
+    that changes a field changes only its own."""
     env = tuple(sorted((k.upper(), v) for k, v in os.environ.items() if k.upper().startswith("BPTT_LAB_")))
     return _load_settings(env).model_copy()
 
