@@ -105,7 +105,7 @@ def first_chart(repeats: int, full_run: bool = False) -> None:
                              "127.0.0.1", "--server.port", str(port), "--server.headless", "true"],
                             cwd=ROOT, env={**os.environ, "BPTT_LAB_RUNS": tmp, "BPTT_LAB_POOL": "process"}, stdout=subprocess.DEVNULL,
                             stderr=subprocess.STDOUT, start_new_session=True)
-    times, run_times, cpu, draws = [], [], [], []
+    times, run_times, cpu, draws, phases = [], [], [], [], []
     try:
         _wait_healthy(port, proc)
         with sync_playwright() as pw:
@@ -119,6 +119,7 @@ def first_chart(repeats: int, full_run: bool = False) -> None:
                 page.get_by_text("Estimate:").wait_for(timeout=60_000)  # the training workers are up
                 page.wait_for_timeout(1000)
                 page.evaluate(RECORD_MOUSEDOWN)
+                before = set(os.listdir(tmp))
                 cpu0 = _cpu_seconds(proc.pid)
                 _press(page, page.locator(".st-key-btn_train").get_by_role("button", name="Train"))
                 page.wait_for_function(HEATMAP_FILLED, timeout=30_000, polling=20)
@@ -127,6 +128,8 @@ def first_chart(repeats: int, full_run: bool = False) -> None:
                 if full_run:  # let the default run (300 steps) finish: time until the "Finished" banner
                     page.get_by_text("Finished: all").wait_for(timeout=120_000)
                     run_times.append(time.time() - down)
+                    (run,) = set(os.listdir(tmp)) - before
+                    phases.append(_phases(Path(tmp) / run, down, down + run_times[-1]))
                     draws.append(page.evaluate("() => Array.from(document.querySelectorAll('.bptt-chart'), "
                                                "d => d.__draws || 0)"))
                     cpu1 = _cpu_seconds(proc.pid)
@@ -153,8 +156,20 @@ def first_chart(repeats: int, full_run: bool = False) -> None:
         per_s = [np.median(d) / t for d, t in zip(draws, run_times) if d]
         print(f"chart redraws per chart during a run: median {np.median([np.median(d) for d in draws if d]):.1f} "
               f"({np.median(per_s):.2f} a second; {len(draws[0])} charts on the page)")
+        print("where a run's time goes, medians (from the run store's files and each step's own step_time_ms): " +
+              ", ".join(f"{k} {np.median([p[k] for p in phases]):.2f} s" for k in phases[0]))
         print("CPU seconds used from the press to Finished, median per run: " +
               ", ".join(f"{k} {np.median([c[k] for c in cpu]):.2f}" for k in cpu[0]))
+
+
+def _phases(run: Path, pressed: float, finished: float) -> dict[str, float]:
+    """Press to the job's start in its worker (config.json written), the job (to status.json, its
+    last file), the sum of its steps' own times, and the job's end to the Finished banner."""
+    import pandas as pd
+
+    start, end = (run / "config.json").stat().st_mtime, (run / "status.json").stat().st_mtime
+    steps = float(pd.read_csv(run / "metrics.csv")["step_time_ms"].sum()) / 1000
+    return {"press to start": start - pressed, "job": end - start, "its steps": steps, "end to Finished": finished - end}
 
 
 def _cpu_seconds(server_pid: int) -> dict[str, float]:
