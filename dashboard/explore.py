@@ -24,6 +24,7 @@ from .widgets import config_sidebar, url_warning
 
 FIRST_STEP_WAIT_S = 0.5  # Train waits this long for the first step, so its own run draws the first chart
 STOP_WAIT_S = 1.0  # Stop waits this long for the job to end, so the click's own run shows "Stopped"
+FINISH_WAIT_POLLS = 1.5  # a poll waits for a job due to end within this many poll periods
 PREFIX = ""  # Explore's chart and widget keys (chart_heatmap, btn_train, ...)
 
 
@@ -70,9 +71,12 @@ def _view(ps: PanelState, finish_wait: bool = False) -> RunView | None:
         return ps.saved
     job.poll()
     if finish_wait and not job.done:
-        rate, poll = job.steps_per_second(), jobs.poll_base()
-        if rate > 0 and (job.cfg.steps - job.steps_done) / rate < poll:
-            job.wait(timeout=poll)
+        # The page learns a step count a little after the step, and after its last step a job still
+        # evaluates and saves: a job due within a poll and a half is waited for (bench_app.py: the
+        # banner showed 0.4-0.5 s after the job's end, median, when the wait was one poll).
+        rate, wait = job.steps_per_second(), FINISH_WAIT_POLLS * jobs.poll_base()
+        if rate > 0 and (job.cfg.steps - job.steps_done) / rate < wait:
+            job.wait(timeout=wait)
     return job.view()
 
 

@@ -315,3 +315,41 @@ def test_chart_downloads_are_png_for_slides_or_svg_named_after_the_run():
     assert image_options() == {"format": "png", "filename": name, "scale": 3}
     at.radio(key="chart_format").set_value("svg").run()
     assert image_options() == {"format": "svg", "filename": name}
+
+
+class _FakeJob:
+    """A job as Explore's poll sees it: a step count, a rate, and a wait that records its timeout."""
+
+    def __init__(self, steps_done: int, rate: float, steps: int = 300):
+        self.cfg = make_config(steps=steps)
+        self.steps_done, self.rate, self.done, self.waited = steps_done, rate, False, None
+
+    def poll(self):
+        pass
+
+    def steps_per_second(self):
+        return self.rate
+
+    def wait(self, timeout):
+        self.waited = timeout
+        return True
+
+    def view(self):
+        return "view"
+
+
+@pytest.mark.parametrize("steps_done, rate, waits", [
+    (200, 100.0, True),   # 1.0 s to go: within a poll and a half, so the poll waits for the end
+    (160, 100.0, True),   # 1.4 s to go: the job's tail (last evaluation, save) still fits
+    (100, 100.0, False),  # 2.0 s to go: the next poll draws it
+    (0, 0.0, False),      # no rate yet
+])
+def test_a_poll_waits_for_a_job_due_to_end_within_a_poll_and_a_half(monkeypatch, steps_done, rate, waits):
+    from types import SimpleNamespace
+
+    from dashboard import explore, jobs
+
+    monkeypatch.setattr(jobs, "poll_base", lambda: 1.0)
+    job = _FakeJob(steps_done, rate)
+    assert explore._view(SimpleNamespace(job=job, saved=None), finish_wait=True) == "view"
+    assert job.waited == (explore.FINISH_WAIT_POLLS * 1.0 if waits else None)
