@@ -29,6 +29,7 @@ from .lessons_keys import arrow_keys
 from .lessons_link import lesson_from_query, lesson_link, query_for
 from .lessons_run import missing_source, on_stop, on_train, step_answer, stop_all, views
 from .lessons_state import LessonsState, lessons_state
+from .live_chart import frozen
 from .panel import chart_key, draw_chart, draw_status
 from .run_figures import build_figures
 from .safe import code, plain
@@ -231,7 +232,7 @@ def _frame(chart: str, note: str, big: bool):
     """The empty frame of a step's chart. Shared between sessions: draw_chart only reads a figure,
     and building it (Plotly validates every key) was a tenth of a queued click's server time."""
     title, x, y, log_y = CHART_FRAMES[chart]
-    return F.empty_figure(title, x, y, log_y, note=note, big=big)
+    return frozen(F.empty_figure(title, x, y, log_y, note=note, big=big))
 
 
 def single_charts(lesson: Lesson, k: int, view: RunView | None) -> None:

@@ -22,6 +22,7 @@ import filecmp
 import functools
 import os
 import shutil
+import weakref
 from pathlib import Path
 
 import plotly.graph_objects as go
@@ -74,8 +75,30 @@ def plotly_js_served() -> bool:
         return False
 
 
+_FROZEN: dict[int, str | None] = {}  # id of a frozen figure -> its spec, once made (figures are unhashable)
+
+
+def frozen(fig: go.Figure) -> go.Figure:
+    """Mark a figure that is never changed again (a cached chart frame shared between sessions):
+    its JSON is then made once, not on every draw. Serialising a frame was about a seventh of a
+    queued Explore click's server time when a class clicked Train together (bench/bench_class.py)."""
+    if id(fig) not in _FROZEN:
+        _FROZEN[id(fig)] = None
+        weakref.finalize(fig, _FROZEN.pop, id(fig), None)  # its id may be reused once it is gone
+    return fig
+
+
 def figure_spec(fig: go.Figure) -> str:
     """The figure's JSON for plotly.js, with THEME as its template (numpy arrays as typed arrays)."""
+    key = id(fig)
+    if key not in _FROZEN:
+        return _spec(fig)
+    if _FROZEN[key] is None:
+        _FROZEN[key] = _spec(fig)
+    return _FROZEN[key]
+
+
+def _spec(fig: go.Figure) -> str:
     spec = fig.to_plotly_json()
     layout = dict(spec.get("layout") or {})
     layout["template"] = {"layout": THEME}  # replaces plotly.py's default: 9/10 of a small spec
@@ -92,4 +115,4 @@ def live_chart(fig: go.Figure, key: str, height: int, config: dict) -> None:
                key=key, height=height)
 
 
-__all__ = ["live_chart", "figure_spec", "plotly_js_served", "THEME", "NAME"]
+__all__ = ["live_chart", "figure_spec", "frozen", "plotly_js_served", "THEME", "NAME"]

@@ -7,6 +7,8 @@ panel, empty before training (plotly.js loads with the page, not after the Train
 """
 from __future__ import annotations
 
+import functools
+
 import math
 
 import plotly.graph_objects as go
@@ -19,7 +21,7 @@ from rnn_core.view import RunView
 from . import figures as F
 from . import present
 from .chart_config import plotly_config
-from .live_chart import live_chart
+from .live_chart import frozen, live_chart
 from .run_figures import CHANCE, build_figures
 from .safe import code, plain
 from .state import KEYS
@@ -55,19 +57,31 @@ def ordinal(n: int) -> str:
     return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
 
 
-def _empty_figures(cfg: RunConfig | None) -> dict[str, go.Figure]:
-    figs = {"heatmap": F.empty_figure("‖∂L/∂h_t‖ through time", "timestep t", "training step"),
-            "profile": F.empty_figure("Latest gradient profile", "timestep t", "‖∂L/∂h_t‖ (log)", log_y=True),
-            "gates": F.empty_figure("Gates / hidden-state saturation", "timestep t", "fraction",
-                                    extra_height=F.GATES_EXTRA if cfg is not None and cfg.cell != "rnn" else 0),
+def _empty_figures(cfg: RunConfig | None, note: str = "Press Train") -> dict[str, go.Figure]:
+    gates_extra = cfg is not None and cfg.cell != "rnn"
+    last = ("attention" if cfg is not None and cfg.attention != "none" else
+            "accuracy" if cfg is not None and cfg.task in CHANCE else "")
+    return dict(_frames(gates_extra, last, note))
+
+
+@functools.lru_cache(maxsize=32)
+def _frames(gates_extra: bool, last: str, note: str) -> dict[str, go.Figure]:
+    """The chart frames, shared between sessions (draw_chart only reads a figure): building them
+    (Plotly validates every key) was a large part of a queued click's server time when a class
+    clicked Train together (bench/bench_class.py)."""
+    figs = {"heatmap": F.empty_figure("‖∂L/∂h_t‖ through time", "timestep t", "training step", note=note),
+            "profile": F.empty_figure("Latest gradient profile", "timestep t", "‖∂L/∂h_t‖ (log)", log_y=True,
+                                      note=note),
+            "gates": F.empty_figure("Gates / hidden-state saturation", "timestep t", "fraction", note=note,
+                                    extra_height=F.GATES_EXTRA if gates_extra else 0),
             "clipping": F.empty_figure("Clipping: global gradient norm", "training step", "‖∇θ L‖ (log)",
-                                       log_y=True),
-            "loss": F.empty_figure("Loss", "training step", "loss (log)", log_y=True)}
-    if cfg is not None and cfg.attention != "none":
-        figs["attention"] = F.empty_figure("Attention", "key timestep t", "query")
-    elif cfg is not None and cfg.task in CHANCE:
-        figs["accuracy"] = F.empty_figure("Validation accuracy", "training step", "accuracy")
-    return figs
+                                       log_y=True, note=note),
+            "loss": F.empty_figure("Loss", "training step", "loss (log)", log_y=True, note=note)}
+    if last == "attention":
+        figs["attention"] = F.empty_figure("Attention", "key timestep t", "query", note=note)
+    elif last == "accuracy":
+        figs["accuracy"] = F.empty_figure("Validation accuracy", "training step", "accuracy", note=note)
+    return {name: frozen(fig) for name, fig in figs.items()}
 
 
 def _layout(figs: dict[str, go.Figure], prefix: str, name: str) -> None:
@@ -173,6 +187,11 @@ def _pick(view: RunView, prefix: str) -> int:
 
 
 def draw_charts(view: RunView, prefix: str = "", pick: int = 0) -> None:
+    if view.steps_done == 0:  # queued, or its first step still running: the frames, with a note
+        note = ("Queued: the charts fill in once the run starts" if view.state == "queued" else
+                "The charts fill in from the first step")
+        _layout(_empty_figures(view.cfg, note), prefix, view.name)
+        return
     _layout(build_figures(view, pick, big=present.on()), prefix, view.name)
 
 

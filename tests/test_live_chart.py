@@ -73,3 +73,27 @@ def test_explore_draws_its_charts_as_live_charts_and_falls_back_to_plotly_chart(
     at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=60).run()
     assert not at.exception and len(at.get("plotly_chart")) == len(keys)
     assert sorted(c.id.rsplit("-", 1)[-1] for c in charts(at)) == keys  # the same charts, by key
+
+
+def test_a_frozen_figure_is_serialised_once_and_forgotten_when_gone(monkeypatch):
+    import gc
+
+    import plotly.graph_objects as go
+
+    from dashboard import live_chart as LC
+
+    fig = LC.frozen(go.Figure(go.Scatter(y=[1, 2, 3]), layout={"title": {"text": "frame"}}))
+    same = go.Figure(fig)  # an equal figure, not frozen
+    calls = []
+    real = LC._spec
+    monkeypatch.setattr(LC, "_spec", lambda f: calls.append(f) or real(f))
+    first = LC.figure_spec(fig)
+    assert LC.figure_spec(fig) == first and json.loads(first) == json.loads(real(same))
+    assert len(calls) == 1  # the frozen one was serialised once
+    LC.figure_spec(same), LC.figure_spec(same)
+    assert len(calls) == 3  # an ordinary figure every time: it may have changed
+    key = id(fig)
+    calls.clear()  # it held the figure
+    del fig
+    gc.collect()
+    assert key not in LC._FROZEN
