@@ -86,7 +86,7 @@ function watchSight(div) {
     q.seen = new IntersectionObserver((entries) => {
       for (const e of entries) {
         e.target.__inSight = e.isIntersecting;
-        if (e.isIntersecting) request(e.target);
+        if (e.isIntersecting && e.target.__want && window.Plotly) request(e.target);
       }
     }, { rootMargin: "200px" });
   }
@@ -123,6 +123,7 @@ function pump() {
 function drawNext() {
   const q = queue();
   const Plotly = window.Plotly;
+  if (!Plotly) return; // still loading: each chart asks again once plotly.js is in
   const order = [...q.waiting].sort((a, b) => neverDrawn(b) - neverDrawn(a)); // never drawn first
   for (const div of order) {
     q.waiting.delete(div);

@@ -109,6 +109,7 @@ def browser():
 
 def _no_exception(page) -> None:
     assert page.locator('[data-testid="stException"]').count() == 0
+    assert page.get_by_text("This chart could not be drawn").count() == 0  # live_chart.js's own error
 
 
 # the wall-clock time at which the browser received the mouse press (the event's own time stamp)
