@@ -1,6 +1,7 @@
 """A whole class on one server: N browser sessions open one link and press Train in the same second.
 
-    python bench/bench_class.py                      # 30 sessions on the default link
+    python bench/bench_class.py                      # 30 sessions on a lesson's link (the default)
+    python bench/bench_class.py --path "/?steps=300" # the same on Explore's link
     python bench/bench_class.py --client chromium    # the same with 30 Chromium tabs on this machine
     python bench/bench_class.py --sessions 4 --quick # a smoke run of the script itself
 
@@ -19,8 +20,8 @@ moment the click's message is sent over the websocket):
   - every queue position the page showed.
 Server memory (the RSS of the server and its training workers, one process group) is read
 before the load, at its peak, and 60 s after every tab closed. At the end every run folder is
-checked: status finished and its files readable. The browsers share the machine's cores with
-the server, so on a 2-core machine these figures include the browsers' own drawing.
+checked: status finished and its files readable. With `--client chromium` the browsers share
+the machine's cores with the server, so on a 2-core machine those figures include their drawing.
 
 It is bounded: at most --sessions pages, every wait has a timeout, and the server and browser
 are always stopped.
