@@ -7,6 +7,7 @@ are at hand for norms, skips and, above all, for reading ∂L/∂h_t of each one
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 from typing import Callable
 
@@ -148,8 +149,15 @@ class _SeqBatchNorm(nn.Module):
         return self.bn(y.reshape(T * B, F)).reshape(T, B, F)
 
 
+# Weight init and dropout draw from torch's one global generator, which every thread of a process
+# shares. Whoever seeds it and draws from it holds this lock: two trainers in two threads (the
+# thread pool, AppTest's sessions) drew each other's numbers without it, and the same config and
+# seed trained to a different loss when another run started beside it (tests/test_service.py).
+GLOBAL_RNG = threading.RLock()
+
+
 def build_model(cfg: RunConfig, spec: TaskSpec) -> SeqModel:
     """Build on the CPU from the seed alone, so every engine and device starts from identical weights."""
-    with torch.random.fork_rng(devices=[]):
+    with GLOBAL_RNG, torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
         return SeqModel(cfg, spec)

@@ -33,7 +33,7 @@ from .config import RunConfig
 from .devices import resolve_device
 from .diagnostics import group_norms, parameter_groups, recurrent_spectra, spectra_async
 from .engines import fused_supported
-from .model import ATTN_KEEP_QUERIES, ATTN_SAMPLES, build_model
+from .model import ATTN_KEEP_QUERIES, ATTN_SAMPLES, GLOBAL_RNG, build_model
 from .optim import build_optimizer, clip_gradients, lr_factor, set_lr
 from .records import pad_time
 from .recorder import Recorder, StepRecord
@@ -97,8 +97,10 @@ class Trainer:
         self._norm_from_groups = all(id(p) in grouped for p in self.trainable)
         self.gen = torch.Generator().manual_seed(cfg.seed + 1_000_003)  # training data stream and input noise
         # Dropout draws from the global generator: each trainer keeps its own state of it and swaps it in
-        # for its steps, so two runs in one process (two app sessions) never disturb each other.
-        with torch.random.fork_rng(devices=self._rng_devices()):
+        # for its steps, under GLOBAL_RNG, so two runs in one process (two app sessions, two threads of
+        # the pool) never disturb each other. A run without dropout never draws from it in a step.
+        self._draws_global_rng = cfg.dropout > 0
+        with GLOBAL_RNG, torch.random.fork_rng(devices=self._rng_devices()):
             torch.manual_seed(cfg.seed)
             self.rng_state = self._get_rng()
         val_gen = torch.Generator().manual_seed(cfg.seed + 2_000_003)
@@ -190,10 +192,13 @@ class Trainer:
         data_state = (self.gen.get_state(), self.train_set.state() if self.train_set is not None else None)
         buffers = {k: b.detach().clone() for k, b in self.model.named_buffers()}  # batch norm's running stats
         try:
-            with torch.random.fork_rng(devices=self._rng_devices()):
-                self._set_rng(self.rng_state)
+            if self._draws_global_rng:
+                with GLOBAL_RNG, torch.random.fork_rng(devices=self._rng_devices()):
+                    self._set_rng(self.rng_state)
+                    rec = self._step()
+                    self.rng_state = self._get_rng()  # only a finished step moves dropout's generator on
+            else:
                 rec = self._step()
-                self.rng_state = self._get_rng()  # only a finished step moves dropout's generator on
         except _StopInStep:
             self._undo_step(data_state, buffers)
             self._end_by_request(f"stopped by request during step {self.step_index}")

@@ -12,6 +12,7 @@ import os
 import signal
 import time
 
+import pandas as pd
 import pytest
 
 from rnn_core import make_config, store
@@ -248,3 +249,25 @@ def test_ray_backend_streams_live_snapshots_and_saves_the_same_run(ray_service, 
     stopped.stop()
     _until(lambda: stopped.done, jobs=[stopped])
     assert stopped.state == "stopped" and store.load_run(tmp_path / "stop-on-ray").status["status"] == "stopped"
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+def test_runs_trained_at_once_in_threads_are_the_runs_trained_alone(tmp_path, dropout):
+    """Weight init and dropout draw from torch's one global generator. Two trainers in two threads
+    (the thread pool; AppTest's sessions) once drew each other's numbers: the same config and seed
+    came out with a different final loss when another run started beside it."""
+    from rnn_core.trainer import Trainer
+
+    cfg = small(steps=30, init="identity", activation="relu", dropout=dropout, layers=2)
+    alone = Trainer(cfg)
+    alone.run()
+    want = [float(r["loss"]) for r in alone.recorder.rows]
+    svc = _service(workers=3)
+    try:
+        jobs = [svc.submit(cfg, tmp_path / f"r{k}") for k in range(6)]
+        _until(lambda: all(j.done for j in jobs), jobs=jobs)
+    finally:
+        svc.shutdown()
+    for k in range(6):
+        losses = [float(v) for v in pd.read_csv(tmp_path / f"r{k}" / "metrics.csv")["loss"]]
+        assert losses == want, f"run {k} differs from the run trained alone"
