@@ -13,7 +13,6 @@ from dashboard import script_gate
 from dashboard.style import page_css
 
 
-
 def app() -> None:
     st.set_page_config(page_title="BPTT Lab", page_icon=":material/timeline:", layout="wide")
     st.html(page_css())  # charts that do not fade while redrawn, no second Stop, whole button labels

@@ -98,7 +98,7 @@ def first_chart(repeats: int, full_run: bool = False) -> None:
 
     compute = []  # the run's compute alone, timed just before each browser run (the VM's speed drifts)
     if full_run:
-        _compute_outside(0)  # torch's lazy set-up
+        _warm_up()
     port = _free_port()
     tmp = tempfile.mkdtemp(prefix="bench_app_")
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.address",
@@ -194,6 +194,16 @@ def _cpu_seconds(server_pid: int) -> dict[str, float]:
     return out
 
 
+def _warm_up() -> None:
+    """torch's lazy set-up, as the app's workers do at start, once before the runs are timed."""
+    import torch
+
+    from rnn_core.trainer import Trainer
+
+    torch.set_num_threads(1)
+    Trainer(make_config(steps=3)).run()
+
+
 def _compute_outside(repeats: int) -> list[float]:
     """The default run's own compute: the same Trainer, no app, no browser, one torch thread."""
     import torch
@@ -201,8 +211,6 @@ def _compute_outside(repeats: int) -> list[float]:
     from rnn_core.trainer import Trainer
 
     torch.set_num_threads(1)
-    if repeats == 0:
-        Trainer(make_config(steps=3)).run()  # torch's lazy set-up, as the app's workers do at start
     out = []
     for _ in range(repeats):
         t0 = time.perf_counter()

@@ -55,6 +55,7 @@ RECORD_MOUSEDOWN = """() => document.addEventListener('mousedown',
 # the charts that hold those steps (a page may show charts before the click: a lesson's frames)
 STEPS_DRAWN = r"""() => /(^|\s)([1-9]\d*) \/ \d+ steps ·/.test(document.body.innerText)"""
 QUEUED = re.compile(r"Queued: (\d+)\w\w in line")
+STEPS = re.compile(r"([1-9]\d*) / \d+ steps ·")  # the progress bar's text with at least one step
 
 
 def free_port() -> int:
@@ -198,7 +199,7 @@ async def open_ws(port: int, path: str, s: Session, timeout_s: float):
         m = QUEUED.search(text)
         if m:
             s.positions.add(int(m.group(1)))
-        if s.first_s is None and (m or (kind == "progress" and re.match(r"([1-9]\d*) / \d+ steps ·", text))):
+        if s.first_s is None and (m or (kind == "progress" and STEPS.match(text))):
             s.first_s, s.first_kind = at - s.clicked, "queued" if m else "chart"
         if kind == "alert" and text.startswith("Finished") and s.done_s is None:
             s.done_s = at - s.clicked

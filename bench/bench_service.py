@@ -11,8 +11,8 @@ builds every chart from it (dashboard.panel.build_figures). Its steps per second
 job's own step times, are divided by those of plain fused PyTorch (nn.RNN/LSTM/GRU, same
 shapes, optimiser and loss, nothing recorded; bench_speed.plain_step) timed in this process
 with one thread. `four`: wall time of one default run through the pool against four started
-together (2 workers on 2 cores), and two started together: four can take no less than twice two. Both say what else was running: on a shared machine the
-other load moves every figure.
+together (2 workers on 2 cores), and two started together: four can take no less than twice
+two. Both say what else was running: on a shared machine the other load moves every figure.
 """
 from __future__ import annotations
 

@@ -17,7 +17,6 @@ the wire back to the student, without a browser's drawing on the same cores.
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 
 import websockets
@@ -25,8 +24,6 @@ from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 from streamlit.proto.WidgetStates_pb2 import WidgetState
 
-QUEUED = re.compile(r"Queued: (\d+)\w\w in line")
-STEPS = re.compile(r"^([1-9]\d*) / \d+ steps ·")  # the status line with at least one step
 
 
 class WsPage:

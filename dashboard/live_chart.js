@@ -141,7 +141,8 @@ function drawNext() {
       q.measuring = true;
       requestAnimationFrame(() => setTimeout(() => {
         q.measuring = false;
-        q.nextFree = NOW() + (NOW() - start) * (1 / BUSY - 1);
+        const now = NOW();
+        q.nextFree = now + (now - start) * (1 / BUSY - 1);
         pump();
       }, 0));
       return;

@@ -8,7 +8,6 @@ panel, empty before training (plotly.js loads with the page, not after the Train
 from __future__ import annotations
 
 import functools
-
 import math
 
 import plotly.graph_objects as go
