@@ -12,8 +12,6 @@ so a click preempts a poll; the fragment ticks only while a job is queued or run
 """
 from __future__ import annotations
 
-import functools
-
 import pandas as pd
 import streamlit as st
 
@@ -29,8 +27,7 @@ from .lessons_keys import arrow_keys
 from .lessons_link import lesson_from_query, lesson_link, query_for
 from .lessons_run import missing_source, on_stop, on_train, step_answer, stop_all, views
 from .lessons_state import LessonsState, lessons_state
-from .live_chart import frozen
-from .panel import chart_key, draw_chart, draw_status
+from .panel import chart_key, draw_chart, draw_status, frame
 from .run_figures import build_figures
 from .safe import code, plain
 from .schema import defaults
@@ -39,14 +36,6 @@ from .widgets import VALUES, config_sidebar, read_query
 PREFIX = "les_"  # every widget and chart key of this page: Explore's and Compare's never collide
 BACK, NEXT = f"{PREFIX}back", f"{PREFIX}next"
 LETTERS = "abcd"
-# The empty frame of a step's chart before its run: title, x axis, y axis, log y (as the filled chart has them)
-CHART_FRAMES = {"heatmap": ("‖∂L/∂h_t‖ through time", "timestep t", "training step", False),
-                "profile": ("Latest gradient profile", "timestep t", "‖∂L/∂h_t‖ (log)", True),
-                "gates": ("Gates / hidden-state saturation", "timestep t", "fraction", False),
-                "attention": ("Attention", "key timestep t", "query", False),
-                "clipping": ("Clipping: global gradient norm", "training step", "‖∇θ L‖ (log)", True),
-                "loss": ("Loss", "training step", "loss (log)", True),
-                "accuracy": ("Validation accuracy", "training step", "accuracy", False)}
 CHART_NAMES = {"heatmap": "the ‖∂L/∂h_t‖ heatmap", "profile": "the latest gradient profile", "gates": "the gates",
                "attention": "the attention map", "clipping": "the clipping chart", "loss": "the loss",
                "accuracy": "the validation accuracy", "norms": "the gradient norms"}
@@ -227,14 +216,6 @@ def _chart(fig, name: str, run: str) -> None:
     draw_chart(fig, chart_key(PREFIX, name), run)
 
 
-@functools.lru_cache(maxsize=64)
-def _frame(chart: str, note: str, big: bool):
-    """The empty frame of a step's chart. Shared between sessions: draw_chart only reads a figure,
-    and building it (Plotly validates every key) was a tenth of a queued click's server time."""
-    title, x, y, log_y = CHART_FRAMES[chart]
-    return frozen(F.empty_figure(title, x, y, log_y, note=note, big=big))
-
-
 def single_charts(lesson: Lesson, k: int, view: RunView | None) -> None:
     """The step's chart first, full width; the others below (not in presenter mode: one chart per screen)."""
     big = present.on()
@@ -245,7 +226,7 @@ def single_charts(lesson: Lesson, k: int, view: RunView | None) -> None:
         note = ("Predict, then press Train" if view is None else
                 "Queued: the chart fills in once the run starts" if view.state == "queued" else
                 "The chart fills in from the first step")
-        _chart(_frame(chart, note, big), chart, "lesson")
+        _chart(frame(chart, note, big), chart, "lesson")
         return
     figs = build_figures(view, big=big)
     _chart(figs.get(chart) or F.empty_figure(CHART_NAMES[chart], note="not recorded yet", big=big), chart, view.name)

@@ -56,31 +56,34 @@ def ordinal(n: int) -> str:
     return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
 
 
+# Each chart's empty frame before its run: title, x axis, y axis, log y (as the filled chart has them)
+FRAMES = {"heatmap": ("‖∂L/∂h_t‖ through time", "timestep t", "training step", False),
+          "profile": ("Latest gradient profile", "timestep t", "‖∂L/∂h_t‖ (log)", True),
+          "gates": ("Gates / hidden-state saturation", "timestep t", "fraction", False),
+          "attention": ("Attention", "key timestep t", "query", False),
+          "clipping": ("Clipping: global gradient norm", "training step", "‖∇θ L‖ (log)", True),
+          "loss": ("Loss", "training step", "loss (log)", True),
+          "accuracy": ("Validation accuracy", "training step", "accuracy", False)}
+
+
+@functools.lru_cache(maxsize=128)
+def frame(chart: str, note: str = "Press Train", big: bool = False, gates_extra: bool = False) -> go.Figure:
+    """One chart's empty frame, shared between sessions (draw_chart only reads a figure): building
+    and serialising frames (Plotly validates every key) was a large part of a queued click's server
+    time when a class clicked Train together (bench/bench_class.py)."""
+    title, x, y, log_y = FRAMES[chart]
+    extra = F.GATES_EXTRA if chart == "gates" and gates_extra else 0
+    return frozen(F.empty_figure(title, x, y, log_y, note=note, big=big, extra_height=extra))
+
+
 def _empty_figures(cfg: RunConfig | None, note: str = "Press Train") -> dict[str, go.Figure]:
+    charts = ["heatmap", "profile", "gates", "clipping", "loss"]
+    if cfg is not None and cfg.attention != "none":
+        charts.append("attention")
+    elif cfg is not None and cfg.task in CHANCE:
+        charts.append("accuracy")
     gates_extra = cfg is not None and cfg.cell != "rnn"
-    last = ("attention" if cfg is not None and cfg.attention != "none" else
-            "accuracy" if cfg is not None and cfg.task in CHANCE else "")
-    return dict(_frames(gates_extra, last, note))
-
-
-@functools.lru_cache(maxsize=32)
-def _frames(gates_extra: bool, last: str, note: str) -> dict[str, go.Figure]:
-    """The chart frames, shared between sessions (draw_chart only reads a figure): building them
-    (Plotly validates every key) was a large part of a queued click's server time when a class
-    clicked Train together (bench/bench_class.py)."""
-    figs = {"heatmap": F.empty_figure("‖∂L/∂h_t‖ through time", "timestep t", "training step", note=note),
-            "profile": F.empty_figure("Latest gradient profile", "timestep t", "‖∂L/∂h_t‖ (log)", log_y=True,
-                                      note=note),
-            "gates": F.empty_figure("Gates / hidden-state saturation", "timestep t", "fraction", note=note,
-                                    extra_height=F.GATES_EXTRA if gates_extra else 0),
-            "clipping": F.empty_figure("Clipping: global gradient norm", "training step", "‖∇θ L‖ (log)",
-                                       log_y=True, note=note),
-            "loss": F.empty_figure("Loss", "training step", "loss (log)", log_y=True, note=note)}
-    if last == "attention":
-        figs["attention"] = F.empty_figure("Attention", "key timestep t", "query", note=note)
-    elif last == "accuracy":
-        figs["accuracy"] = F.empty_figure("Validation accuracy", "training step", "accuracy", note=note)
-    return {name: frozen(fig) for name, fig in figs.items()}
+    return {chart: frame(chart, note, gates_extra=gates_extra) for chart in charts}
 
 
 def _layout(figs: dict[str, go.Figure], prefix: str, name: str) -> None:
