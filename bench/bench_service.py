@@ -1,16 +1,16 @@
 """Training-service benchmarks: throughput in the app against plain PyTorch, and a pool of runs.
 
-    python bench/bench_service.py throughput     # rnn/lstm/gru at T = 50, 200, 1000: job steps/s vs plain
+    python bench/bench_service.py throughput     # rnn/lstm/gru at T = 50, 200, 1000: job steps/s vs plain (~6 min)
     python bench/bench_service.py four           # one default run, then four at once: process pool, thread pool
     python bench/bench_service.py breakdown      # one Trainer, no service: unrecorded, recorded and evaluation steps
     python bench/bench_service.py all
 
 `throughput`: a job trains in the service's worker process (one torch thread, the app's
 setting) while this process does what a page does: every 0.3 s it takes a view of the job and
-builds every chart from it (dashboard.panel.build_figures). Its steps per second, from the
-job's own step times, are divided by those of plain fused PyTorch (nn.RNN/LSTM/GRU, same
-shapes, optimiser and loss, nothing recorded; bench_speed.plain_step) timed in this process
-with one thread. `four`: wall time of one default run through the pool against four started
+builds every chart from it (dashboard.panel.build_figures). Its steps per second of wall time
+are divided by those of plain fused PyTorch (nn.RNN/LSTM/GRU, same shapes, optimiser and loss,
+nothing recorded; bench_speed.plain_step), also steps over wall time, timed in this process
+with one thread; the medians of single steps are printed beside them. `four`: wall time of one default run through the pool against four started
 together (2 workers on 2 cores), and two started together: four can take no less than twice
 two. Both say what else was running: on a shared machine the other load moves every figure.
 """
@@ -37,7 +37,10 @@ from rnn_core.settings import ServiceSettings  # noqa: E402
 POLL_S = 0.3  # a page polling faster than the app does (BPTT_LAB_POLL_S, default 1.0): the stricter case
 
 
-def _plain_ms(cell: str, T: int, seconds: float) -> float:
+def _plain_ms(cell: str, T: int, seconds: float) -> tuple[float, float]:
+    """(wall ms per step over the whole window, median step ms) of plain fused PyTorch. Throughput is
+    steps over wall time, so the ratios use the wall figure on both sides: a median would leave out
+    plain's own slow steps (a collection, the page process) while the app's wall counts its own."""
     from bench_speed import plain_step
 
     torch.set_num_threads(1)
@@ -46,12 +49,13 @@ def _plain_ms(cell: str, T: int, seconds: float) -> float:
     for _ in range(3):
         step()
     times = []
-    t_end = time.perf_counter() + seconds
+    t_start = time.perf_counter()
+    t_end = t_start + seconds
     while time.perf_counter() < t_end or len(times) < 5:
         t0 = time.perf_counter()
         step()
         times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1e3
+    return (time.perf_counter() - t_start) * 1e3 / len(times), statistics.median(times) * 1e3
 
 
 def _job_ms(svc: TrainingService, cfg, out: Path) -> tuple[float, float, float]:
@@ -76,21 +80,34 @@ def _job_ms(svc: TrainingService, cfg, out: Path) -> tuple[float, float, float]:
     return float(statistics.median(step_ms)), wall_ms, steady_ms
 
 
-def throughput(seconds: float) -> None:
+def throughput(seconds: float, rounds: int) -> None:
+    """Plain and the app's job alternate, plain first and last (plain, job, plain, job, ..., plain):
+    each job's ratio takes the plain windows either side of it, so a slow spell of this VM (its
+    speed drifts by up to 1.5× within minutes) lands on both sides of a ratio. Figures are medians
+    over the rounds."""
     svc = TrainingService(ServiceSettings(pool="process", workers=1))
     tmp = Path(tempfile.mkdtemp(prefix="bench_service_"))
-    print(f"| cell | T | plain ms | app step ms (median) | app wall ms/step | steady wall ms/step | "
-          f"plain/app wall | plain/app steady (target ≥ {1 / 1.3:.2f}) |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(f"| cell | T | plain wall ms/step | plain step ms (median) | app step ms (median) | app wall ms/step | "
+          f"steady wall ms/step | plain/app wall | plain/app steady (target ≥ {1 / 1.3:.2f}) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    med = statistics.median
     try:
         for cell in ("rnn", "lstm", "gru"):
             for T in (50, 200, 1000):
-                plain = _plain_ms(cell, T, seconds / 2)
-                steps = max(30, int(seconds * 1e3 / (plain * 1.6)))
-                cfg = make_config(cell=cell, seq_len=T, steps=steps)
-                step, wall, steady = _job_ms(svc, cfg, tmp / f"{cell}-{T}")
-                print(f"| {cell} | {T} | {plain:.2f} | {step:.2f} | {wall:.2f} | {steady:.2f} | {plain / wall:.2f} "
-                      f"| {plain / steady:.2f} |", flush=True)
+                plains = [_plain_ms(cell, T, seconds / 4)]
+                jobs, walls, steadies = [], [], []
+                for r in range(rounds):
+                    steps = max(30, int(seconds * 1e3 / (plains[0][0] * 1.6)))
+                    cfg = make_config(cell=cell, seq_len=T, steps=steps, seed=r)
+                    step, wall, steady = _job_ms(svc, cfg, tmp / f"{cell}-{T}-{r}")
+                    plains.append(_plain_ms(cell, T, seconds / 4))
+                    around = (plains[-2][0] + plains[-1][0]) / 2
+                    jobs.append(step)
+                    walls.append((wall, around / wall))
+                    steadies.append((steady, around / steady))
+                print(f"| {cell} | {T} | {med(p[0] for p in plains):.2f} | {med(p[1] for p in plains):.2f} "
+                      f"| {med(jobs):.2f} | {med(w for w, _ in walls):.2f} | {med(w for w, _ in steadies):.2f} "
+                      f"| {med(r for _, r in walls):.2f} | {med(r for _, r in steadies):.2f} |", flush=True)
     finally:
         svc.shutdown()
 
@@ -156,11 +173,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("what", choices=("throughput", "breakdown", "four", "all"))
     ap.add_argument("--seconds", type=float, default=6.0, help="training time per throughput case")
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=3, help="rounds of `four`")
+    ap.add_argument("--rounds", type=int, default=3, help="jobs per throughput case, each between two plain windows")
     args = ap.parse_args()
     print(f"torch {torch.__version__}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start")
     if args.what in ("throughput", "all"):
-        throughput(args.seconds)
+        throughput(args.seconds, args.rounds)
     if args.what in ("breakdown", "all"):
         breakdown()
     if args.what in ("four", "all"):

@@ -1,6 +1,7 @@
 """Per-step diagnostics that do not come from the backward trace: spectra and parameter-group norms."""
 from __future__ import annotations
 
+import math
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
@@ -79,10 +80,11 @@ def group_norms(groups: dict[str, list[torch.nn.Parameter]]) -> dict[str, float]
             if p.grad is not None:
                 grads.append(p.grad)
                 owner.append(k)
-    sq = np.zeros(len(groups))
-    if grads:
-        np.add.at(sq, owner, param_norms(grads).cpu().numpy() ** 2)
-    return {name: float(v) for name, v in zip(groups, np.sqrt(sq))}
+    sq = [0.0] * len(groups)
+    # a dozen floats: summed in Python, where numpy's add.at cost more than the norms themselves
+    for k, v in zip(owner, param_norms(grads).tolist() if grads else ()):
+        sq[k] += v * v
+    return {name: math.sqrt(v) for name, v in zip(groups, sq)}
 
 
 def memory_horizon(profile: np.ndarray, ratio: float = HORIZON_RATIO) -> int:

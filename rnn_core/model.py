@@ -114,7 +114,7 @@ class SeqModel(nn.Module):
                 trace.reverse = d == 1
                 traces.append(trace)
                 outs.append(out if d == 0 else out.flip(0))
-            y = self.norms[l](torch.cat(outs, 2))  # (T, B, F)
+            y = self.norms[l](outs[0] if len(outs) == 1 else torch.cat(outs, 2))  # (T, B, F); a copy only when there are two
             if self.skips is not None and l < len(self.layers) - 1:
                 y = y + self.skips[l](h)
             h = self.drop(y)

@@ -89,6 +89,8 @@ class Trainer:
             load_warm_start(self.model, cfg.warm_start)
         self.trainable = apply_freeze(self.model, cfg.freeze)
         self.model.to(self.device)
+        # batch norm's running statistics; to() made these tensors, which training updates in place
+        self._buffers = list(self.model.named_buffers())
         self.opt = build_optimizer(cfg, self.trainable)
         self.groups = parameter_groups(self.model)
         # The groups cover every parameter, so the global norm is their root sum of squares: one
@@ -190,7 +192,7 @@ class Trainer:
             self._end_by_request(f"stopped by request after step {self.step_index - 1}")
             return None
         data_state = (self.gen.get_state(), self.train_set.state() if self.train_set is not None else None)
-        buffers = {k: b.detach().clone() for k, b in self.model.named_buffers()}  # batch norm's running stats
+        buffers = {k: b.detach().clone() for k, b in self._buffers}  # batch norm's running stats
         try:
             if self._draws_global_rng:
                 with GLOBAL_RNG, torch.random.fork_rng(devices=self._rng_devices()):
@@ -247,7 +249,8 @@ class Trainer:
         lr = cfg.lr * lr_factor(cfg, s)
         set_lr(self.opt, lr)
 
-        self.model.train()
+        if not self.model.training:  # train() walks every module: only after an evaluation
+            self.model.train()
         res = self.model(x, self.engine, record, interrupt=self._check_stop)
         loss = task_loss(self.spec, res.pred, y)
         self.opt.zero_grad(set_to_none=True)
