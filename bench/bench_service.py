@@ -3,6 +3,7 @@
     python bench/bench_service.py throughput     # rnn/lstm/gru at T = 50, 200, 1000: job steps/s vs plain (~6 min)
     python bench/bench_service.py four           # one default run, then four at once: process pool, thread pool
     python bench/bench_service.py breakdown      # one Trainer, no service: unrecorded, recorded and evaluation steps
+    python bench/bench_service.py cadence        # what the gate statistics cost: gates_every=1 against the default 5
     python bench/bench_service.py all
 
 `throughput`: a job trains in the service's worker process (one torch thread, the app's
@@ -80,7 +81,7 @@ def _job_ms(svc: TrainingService, cfg, out: Path) -> tuple[float, float, float]:
     return float(statistics.median(step_ms)), wall_ms, steady_ms
 
 
-def throughput(seconds: float, rounds: int) -> None:
+def throughput(seconds: float, rounds: int, cells=("rnn", "lstm", "gru"), lengths=(50, 200, 1000)) -> None:
     """Plain and the app's job alternate, plain first and last (plain, job, plain, job, ..., plain):
     each job's ratio takes the plain windows either side of it, so a slow spell of this VM (its
     speed drifts by up to 1.5× within minutes) lands on both sides of a ratio. Figures are medians
@@ -92,8 +93,8 @@ def throughput(seconds: float, rounds: int) -> None:
     print("|---|---|---|---|---|---|---|---|---|")
     med = statistics.median
     try:
-        for cell in ("rnn", "lstm", "gru"):
-            for T in (50, 200, 1000):
+        for cell in cells:
+            for T in lengths:
                 plains = [_plain_ms(cell, T, seconds / 4)]
                 jobs, walls, steadies = [], [], []
                 for r in range(rounds):
@@ -135,6 +136,40 @@ def breakdown(cases=(("rnn", 50, 600), ("lstm", 200, 300), ("rnn", 1000, 100))) 
         print(f"{cell} T={T}: wall {wall:.2f} ms/step; median step by kind: {parts}", flush=True)
 
 
+def cadence(steps: int, cases=(("lstm", 50), ("lstm", 200), ("gru", 50))) -> None:
+    """What the gate statistics cost (gates_every): plain PyTorch and three Trainers of the default
+    config (gates on every recorded step, the default every 5th, none: record_every=10000 also
+    drops ‖∂L/∂h_t‖) take one step each in turn, in this process, so a slow spell of the VM lands
+    on all of them alike. Prints ms per step (evaluations included) and plain/trainer."""
+    from bench_speed import plain_step
+    from rnn_core.trainer import Trainer
+
+    torch.set_num_threads(1)
+    torch.set_flush_denormal(True)
+    ways = {"gates_every=1": {"gates_every": 1}, "default (gates_every=5)": {},
+            "nothing recorded": {"record_every": 10_000}}
+    print("| cell | T | plain ms/step | " + " | ".join(f"{w} ms/step (plain/it)" for w in ways) + " |")
+    print("|---|---|---|" + "---|" * len(ways))
+    for cell, T in cases:
+        trainers = {w: Trainer(make_config(cell=cell, seq_len=T, steps=100_000, **v)) for w, v in ways.items()}
+        plain = plain_step(cell, T, torch.device("cpu"))
+        total = dict.fromkeys(["plain", *ways], 0.0)
+        for k in range(30 + steps):  # 30 warm-up steps
+            t0 = time.perf_counter()
+            plain()
+            times = {"plain": time.perf_counter() - t0}
+            for w, tr in trainers.items():
+                t0 = time.perf_counter()
+                tr.step()
+                times[w] = time.perf_counter() - t0
+            if k >= 30:
+                for w, t in times.items():
+                    total[w] += t
+        p = total["plain"]
+        print(f"| {cell} | {T} | {p * 1e3 / steps:.2f} | "
+              + " | ".join(f"{total[w] * 1e3 / steps:.2f} ({p / total[w]:.2f})" for w in ways) + " |", flush=True)
+
+
 def four(repeats: int, pool: str = "process") -> None:
     svc = TrainingService(ServiceSettings(pool=pool, workers=os.cpu_count() or 2))
     tmp = Path(tempfile.mkdtemp(prefix="bench_four_"))
@@ -171,16 +206,22 @@ def four(repeats: int, pool: str = "process") -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=("throughput", "breakdown", "four", "all"))
+    ap.add_argument("what", choices=("throughput", "breakdown", "cadence", "four", "all"))
     ap.add_argument("--seconds", type=float, default=6.0, help="training time per throughput case")
     ap.add_argument("--repeats", type=int, default=3, help="rounds of `four`")
+    ap.add_argument("--steps", type=int, default=1500, help="cadence: timed steps of each way per case")
     ap.add_argument("--rounds", type=int, default=3, help="jobs per throughput case, each between two plain windows")
+    ap.add_argument("--cells", nargs="+", default=["rnn", "lstm", "gru"], choices=["rnn", "lstm", "gru"],
+                    help="throughput: the cells to time")
+    ap.add_argument("--T", nargs="+", type=int, default=[50, 200, 1000], help="throughput: the sequence lengths")
     args = ap.parse_args()
     print(f"torch {torch.__version__}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start")
     if args.what in ("throughput", "all"):
-        throughput(args.seconds, args.rounds)
+        throughput(args.seconds, args.rounds, args.cells, args.T)
     if args.what in ("breakdown", "all"):
         breakdown()
+    if args.what in ("cadence", "all"):
+        cadence(args.steps)
     if args.what in ("four", "all"):
         for pool in ("process", "thread"):
             four(args.repeats, pool)

@@ -20,7 +20,7 @@ from rnn_core.view import RunView
 
 from . import figures as F
 from .chart_layout import finish, series_mode
-from .run_figures import profile_arrays
+from .run_figures import gates_step, profile_arrays
 
 COLUMN_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")  # a, b, c, d in every overlay
 RECENT_STEPS = 200  # the norm chart's y range covers this many latest steps
@@ -206,12 +206,12 @@ def gates(views: Views, pick: int = 0) -> dict[str, go.Figure]:
     """One gates chart per column (an RNN has no gates: its hidden-state saturation instead)."""
     out = {}
     for k, v in views.items():
-        arrays, step, _ = profile_arrays(v.history)
+        arrays, _, _ = profile_arrays(v.history)
         cfg = v.cfg
         if "gate_mean" in arrays:
             p = min(pick, len(arrays["gate_mean"]) - 1)
             out[k] = F.gates_figure(arrays["gate_mean"][p], arrays["gate_saturation"][p], cfg.cell,
-                                    f"{k}, step {step}")
+                                    f"{k}, step {gates_step(v.history, arrays)}")
         elif "hidden_saturation" in arrays:
             fig = F.saturation_figure(arrays["hidden_saturation"], cfg.activation, 2 if cfg.bidirectional else 1)
             fig.layout.title.text = f"{k}: {fig.layout.title.text}"

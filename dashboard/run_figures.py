@@ -16,6 +16,14 @@ CHARTS = ("heatmap", "profile", "gates", "attention", "clipping", "loss", "accur
 CHANCE = {"digits": 0.1, "temporal_order": 0.25}  # classification tasks: chance accuracy
 
 
+def gates_step(h, arrays: dict) -> int | None:
+    """The step whose gate statistics `arrays` (from profile_arrays) hold: they are taken on every
+    gates_every-th recorded step only, so often an earlier one than the profile's."""
+    if arrays is getattr(h, "latest_finite", None) and arrays is not h.latest:
+        return getattr(h, "finite_gates_step", None)
+    return getattr(h, "gates_step", None)
+
+
 def profile_arrays(h) -> tuple[dict, int | None, str | None]:
     """The latest recorded arrays, or the last finite ones when the latest step diverged."""
     latest = h.latest
@@ -51,7 +59,7 @@ def build_figures(view: RunView, pick: int = 0, big: bool = False) -> dict[str, 
                                          note="no recorded step yet", big=big)
     if "gate_mean" in arrays:
         figs["gates"] = F.gates_figure(arrays["gate_mean"][pick], arrays["gate_saturation"][pick], cfg.cell,
-                                       f"{names[pick]}, step {step}", big=big)
+                                       f"{names[pick]}, step {gates_step(h, arrays)}", big=big)
     elif "hidden_saturation" in arrays:
         figs["gates"] = F.saturation_figure(arrays["hidden_saturation"], cfg.activation, D, big=big)
     else:

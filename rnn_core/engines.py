@@ -49,8 +49,10 @@ class LayerTrace:
     cs: list[Tensor] = field(default_factory=list)  # unrolled LSTM: each c_t, grad retained
     gates: Tensor | None = None  # unrolled: (T, B, G, H)
 
-    def read(self) -> LayerReadout:
-        readout = _read_unrolled(self) if self.hs else _read_fused(self)
+    def read(self, gates: bool = True) -> LayerReadout:
+        """gates=False leaves out the gate statistics and ‖∂L/∂c_t‖ (None): the LSTM's read is then
+        ‖∂L/∂h_t‖ alone, without recomputing its gates; the GRU needs its gates for ‖∂L/∂h_t‖ anyway."""
+        readout = _read_unrolled(self, gates) if self.hs else _read_fused(self, gates)
         if self.reverse:  # back to original time order
             readout = LayerReadout(*[None if a is None else np.ascontiguousarray(a[..., ::-1]) for a in
                                      (readout.grad_h, readout.grad_c, readout.gate_mean, readout.gate_saturation,
@@ -168,11 +170,11 @@ def _grad_or_zeros(t: Tensor) -> Tensor:
     return t.grad if t.grad is not None else torch.zeros_like(t)
 
 
-def _read_unrolled(tr: LayerTrace) -> LayerReadout:
+def _read_unrolled(tr: LayerTrace, gates: bool = True) -> LayerReadout:
     G = torch.stack([_grad_or_zeros(h) for h in tr.hs])  # (T, B, H) total ∂L/∂h_t
-    dc = torch.stack([_grad_or_zeros(c) for c in tr.cs]) if tr.cs else None
+    dc = torch.stack([_grad_or_zeros(c) for c in tr.cs]) if tr.cs and gates else None
     stats = None
-    if tr.gates is not None:  # (T, B, G, H) activations
+    if tr.gates is not None and gates:  # (T, B, G, H) activations
         center, band = _saturation_band(tr.layer.cell, tr.gates)
         stats = _gate_stats(tr.gates, center, band)
     return _readout(tr, G, dc, 1.0, stats, tr.out.detach())
@@ -184,11 +186,11 @@ def _read_unrolled(tr: LayerTrace) -> LayerReadout:
 # The statistics are taken in that sigmoid space: |tanh| > 0.95 ⇔ |σ − 0.5| > 0.475.
 
 
-def _read_fused(tr: LayerTrace) -> LayerReadout:
+def _read_fused(tr: LayerTrace, gates: bool = True) -> LayerReadout:
     layer, out = tr.layer, tr.out.detach()
     direct = _grad_or_zeros(tr.out)  # (T, B, H): what reaches h_t from the loss or the layer above
     through = tr.probe.grad if tr.probe.grad is not None else torch.zeros_like(tr.probe)
-    if layer.cell == "rnn":
+    if layer.cell == "rnn" or (layer.cell == "lstm" and not gates):
         return _readout(tr, _shift_add(direct, through), None, 1.0, None, out)
 
     T, B, H = out.shape
@@ -233,7 +235,7 @@ def _read_fused(tr: LayerTrace) -> LayerReadout:
     gi[..., :2 * H].add_(gh[..., :2 * H]).sigmoid_()  # r, z
     r, z = gi[..., :H], gi[..., H:2 * H]
     gi[..., 2 * H:].add_(gh[..., 2 * H:].mul_(r)).sigmoid_()  # σ(2(i_n + r ⊙ h_n)): n = 2σ − 1
-    stats = _gate_stats(gi.view(T, B, 3, H), center, band, tanh_gate)
+    stats = _gate_stats(gi.view(T, B, 3, H), center, band, tanh_gate) if gates else None
     tv, r2d = through.view(T * B, 2 * H), gi.view(T * B, 3 * H)[:, :H]
     via = tv[:, :H].clone()  # (T·B, H): W_hr^T δ_r + W_hz^T δ_z
     via.addmm_(r2d * tv[:, H:], w_hh[2 * H:])  # + W_hn^T (r ⊙ δ_n)

@@ -9,7 +9,9 @@ rnn_core.thinning (what remains is evenly spaced over the whole run):
   heatmaps' ‖∂L/∂h_t‖ and ‖∂L/∂c_t‖: at most MAX_RECORDED steps and MAX_ROW_BYTES;
 - every other array (gates, saturation, spectra, attention) only as `latest`: the last
   recorded step's values, and `latest_finite`, those of the last step whose gradient profile
-  was finite (a diverged run's last profile is often all NaN).
+  was finite (a diverged run's last profile is often all NaN). The gate statistics are taken
+  on every `gates_every`-th recorded step only: `latest` keeps the last ones taken, and
+  `gates_step` says which step that was.
 
 Time-axis arrays are held at the longest length seen (seq_len once the Trainer pads them), with
 NaN where a curriculum has not reached yet. Gradient norms are kept as float32 log10 with an
@@ -27,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 import numpy as np
 
 from .diagnostics import memory_horizon
-from .records import ARRAY, LOG_ARRAYS, METRICS, ROW_ARRAYS, TIME_ARRAYS
+from .records import ARRAY, LOG_ARRAYS, METRICS, ROW_ARRAYS, SPARSE_ARRAYS, TIME_ARRAYS
 from .thinning import Thinning, thin_rows
 
 if TYPE_CHECKING:
@@ -68,8 +70,10 @@ class History:
     rec: dict[str, np.ndarray] = field(default_factory=dict)  # row arrays: name -> (capacity, *shape) float32
     latest: dict[str, np.ndarray] = field(default_factory=dict)  # the last recorded step's arrays
     latest_step: int | None = None
+    gates_step: int | None = None  # the step of the gate statistics in `latest` (taken every gates_every-th)
     latest_finite: dict[str, np.ndarray] = field(default_factory=dict)  # the last with finite timestep_grads
     latest_finite_step: int | None = None
+    finite_gates_step: int | None = None  # gates_step of latest_finite
     horizon_last: int | None = None
     horizon_prev: int | None = None
     _max_rows: int = MAX_RECORDED  # recorded steps that fit both caps, for the current row size
@@ -119,13 +123,21 @@ class History:
     def add_arrays(self, step: int, arrays: Mapping[str, np.ndarray]) -> None:
         arrays = {k: np.asarray(v) for k, v in arrays.items()}
         width = max([self._width()] + [a.shape[-1] for k, a in arrays.items() if k in TIME_ARRAYS])
-        self.latest = {k: (_pad_to(v, width) if k in TIME_ARRAYS else v).copy() for k, v in arrays.items()}
+        latest = {k: (_pad_to(v, width) if k in TIME_ARRAYS else v).copy() for k, v in arrays.items()}
+        taken = [k for k in SPARSE_ARRAYS if k in latest and not np.isnan(latest[k]).all()]
+        if taken:
+            self.gates_step = int(step)
+        for k in SPARSE_ARRAYS - set(taken):  # not taken at this step (gates_every): the last taken stay
+            if k in latest and k in self.latest:
+                latest[k] = _pad_to(self.latest[k], width)
+        self.latest = latest
         self.latest_step = int(step)
         grads = arrays.get("timestep_grads")
         if grads is not None:
             self.horizon_prev, self.horizon_last = self.horizon_last, memory_horizon(grads[0])
             if _finite_profile(grads):
                 self.latest_finite, self.latest_finite_step = self.latest, self.latest_step
+                self.finite_gates_step = self.gates_step
         rows = {}
         for name in ROW_ARRAYS:
             if name not in arrays:

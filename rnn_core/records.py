@@ -1,7 +1,9 @@
 """Every name a run records, declared once: read by the Recorder, the page's History and the run store.
 
 Metrics are one value per training step (rows of metrics.csv). Arrays are per recorded step
-(every `record_every` steps), saved as `<name>.npy` with the recorded steps as a leading axis.
+(every `record_every` steps), saved as `<name>.npy` with the recorded steps as a leading axis;
+the sparse ones (gate statistics, ‖∂L/∂c_t‖) hold values on every `gates_every`-th recorded step
+and NaN on the others.
 
 Dims use these letters: LD = layers × directions (layer-major, direction-minor), G = gates
 (1 for the vanilla RNN, i f g o for the LSTM, r z n for the GRU), T = seq_len, Q = recorded
@@ -33,6 +35,9 @@ class ArrayRecord:
     rows: bool  # the History keeps one row per recorded step (heatmaps); otherwise only the latest
     log10: bool  # the History stores log10 (float32 would flush a vanished 1e-60 to 0; its log is -60)
     doc: str
+    # Taken only on every `gates_every`-th recorded step (config.py says why); all NaN on the
+    # recorded steps between, so every array keeps one row per recorded step.
+    sparse: bool = False
 
 
 # Gradient norms of the whole gradient stay float64 in the History: an exploding one passes
@@ -58,12 +63,13 @@ GROUP_NORM_PREFIX = "grad_norm/"  # plus one column per parameter group: grad_no
 ARRAYS: tuple[ArrayRecord, ...] = (
     ArrayRecord("recorded_steps", np.int64, (), False, True, False, "the training step of each recorded row"),
     ArrayRecord("timestep_grads", np.float64, ("LD", "T"), True, True, True, "‖∂L/∂h_t‖ over batch and hidden units"),
-    ArrayRecord("cell_grads", np.float64, ("LD", "T"), True, True, True, "LSTM: ‖∂L/∂c_t‖"),
+    ArrayRecord("cell_grads", np.float64, ("LD", "T"), True, True, True, "LSTM: ‖∂L/∂c_t‖", sparse=True),
     ArrayRecord("hidden_saturation", np.float64, ("LD", "T"), True, False, False,
                 "saturated fraction of h_t (relu: dead fraction; linear: NaN)"),
-    ArrayRecord("gate_mean", np.float32, ("LD", "G", "T"), True, False, False, "LSTM/GRU: mean activation of each gate"),
+    ArrayRecord("gate_mean", np.float32, ("LD", "G", "T"), True, False, False, "LSTM/GRU: mean activation of each gate",
+                sparse=True),
     ArrayRecord("gate_saturation", np.float32, ("LD", "G", "T"), True, False, False,
-                "LSTM/GRU: fraction of units saturated in each gate"),
+                "LSTM/GRU: fraction of units saturated in each gate", sparse=True),
     ArrayRecord("spectral_radius", np.float64, ("LD", "G"), False, False, False,
                 "spectral radius of each H×H gate block of W_hh, before the step's update"),
     ArrayRecord("sigma_max", np.float64, ("LD", "G"), False, False, False, "largest singular value of each block"),
@@ -79,6 +85,7 @@ EVALUATED_METRICS = frozenset({"val_loss", "val_accuracy", "train_eval_loss"})  
 TIME_ARRAYS = frozenset(a.name for a in ARRAYS if a.time_last)
 ROW_ARRAYS = tuple(a.name for a in ARRAYS if a.rows and a.name != "recorded_steps")
 LOG_ARRAYS = frozenset(a.name for a in ARRAYS if a.log10)
+SPARSE_ARRAYS = frozenset(a.name for a in ARRAYS if a.sparse)  # NaN on the recorded steps gates_every skips
 
 
 def pad_time(name: str, a: np.ndarray, seq_len: int) -> np.ndarray:

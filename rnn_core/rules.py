@@ -105,6 +105,7 @@ RELEVANCE: dict[str, Relevance] = {
     "curriculum_start": Relevance(lambda v: bool(v["curriculum"]), "with curriculum={curriculum}",
                                   "the curriculum is off"),
     "freeze": Relevance(lambda v: bool(v["warm_start"]), "without warm_start", "freezing needs a warm start"),
+    "gates_every": Relevance(lambda v: v["cell"] != "rnn", "with cell={cell}", "the vanilla RNN has no gates"),
     "bidirectional": Relevance(lambda v: v["task"] not in FORECAST_TASKS, "with task={task}",
                                "a forecasting task would read the future it must predict"),
 }

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from .config import RunConfig
 from .devices import resolve_device
 from .diagnostics import group_norms, parameter_groups, recurrent_spectra, spectra_async
+from .cells import GATES
 from .engines import fused_supported
 from .model import ATTN_KEEP_QUERIES, ATTN_SAMPLES, GLOBAL_RNG, build_model
 from .optim import build_optimizer, clip_gradients, lr_factor, set_lr
@@ -283,21 +284,32 @@ class Trainer:
         self.recorder.add(rec)
         return rec
 
+    def gates_at(self, step: int) -> bool:
+        """Whether recorded step `step` takes the gate statistics and ‖∂L/∂c_t‖ (every gates_every-th)."""
+        return (step // self.cfg.record_every) % self.cfg.gates_every == 0
+
     def _read_diagnostics(self, res, step: int, T: int, spectra=None) -> dict[str, np.ndarray]:
         readouts = []
+        gates = self.gates_at(step)
         for trace in res.traces:  # layer-major, direction-minor
             self._check_stop()  # a T=2000 LSTM layer takes a while to read
-            readouts.append(trace.read())
+            readouts.append(trace.read(gates))
+        LD = len(readouts)
         arrays = {
             "recorded_steps": np.asarray(step, dtype=np.int64),
             "timestep_grads": np.stack([r.grad_h for r in readouts]),  # (L·D, T)
             "hidden_saturation": np.stack([r.hidden_saturation for r in readouts]),  # (L·D, T)
         }
-        if readouts[0].grad_c is not None:
-            arrays["cell_grads"] = np.stack([r.grad_c for r in readouts])  # (L·D, T)
-        if readouts[0].gate_mean is not None:
-            arrays["gate_mean"] = np.stack([r.gate_mean for r in readouts]).astype(np.float32)  # (L·D, G, T)
-            arrays["gate_saturation"] = np.stack([r.gate_saturation for r in readouts]).astype(np.float32)
+        # a step that skips them still has their rows, all NaN, so every array has a row per recorded step
+        if self.cfg.cell == "lstm":
+            arrays["cell_grads"] = np.stack([r.grad_c for r in readouts]) if gates else np.full((LD, T), np.nan)
+        if self.cfg.cell != "rnn":
+            if gates:
+                arrays["gate_mean"] = np.stack([r.gate_mean for r in readouts]).astype(np.float32)  # (L·D, G, T)
+                arrays["gate_saturation"] = np.stack([r.gate_saturation for r in readouts]).astype(np.float32)
+            else:
+                arrays["gate_mean"] = np.full((LD, len(GATES[self.cfg.cell]), T), np.nan, np.float32)
+                arrays["gate_saturation"] = arrays["gate_mean"].copy()
         radius, sigma = spectra.result() if spectra is not None else recurrent_spectra(self.model)
         arrays["spectral_radius"], arrays["sigma_max"] = radius, sigma  # (L·D, G)
         if res.attention is not None:

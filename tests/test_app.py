@@ -32,7 +32,7 @@ CHANGES: dict[str, tuple[object, dict]] = {
     "clip": (1.0, {}), "clip_mode": ("value", {"clip": 1.0}), "input_noise": (0.1, {}),
     "early_stopping_patience": (1, {}), "curriculum": (True, {}), "curriculum_start": (11, {"curriculum": True}),
     "warm_start": ("base", {}), "freeze": ("input", {"warm_start": "base"}), "device": ("cpu", {}),
-    "engine": ("unrolled", {}), "record_every": (2, {}), "eval_every": (11, {}),
+    "engine": ("unrolled", {}), "record_every": (2, {}), "gates_every": (2, {"cell": "lstm"}), "eval_every": (11, {}),
 }
 
 

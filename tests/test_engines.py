@@ -55,6 +55,25 @@ def test_fused_matches_unrolled_two_layers(cell, extra):
         torch.testing.assert_close(fg[k], ug[k], rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("engine", ["fused", "unrolled"])
+def test_a_read_without_gates_has_the_same_grad_h(cell, engine):
+    """read(gates=False), on the steps gates_every skips: ‖∂L/∂h_t‖ to the bit, no gates, no ‖∂L/∂c_t‖.
+    The LSTM's fused read then never recomputes its gates; its ∂L/∂h_t needs none of them."""
+    cfg = make_config(cell=cell, layers=2, bidirectional=True, hidden_size=12, seq_len=20)
+    sp = spec(cfg)
+    x, y = make_batch(cfg, torch.Generator().manual_seed(3), 4)
+    model = build_model(cfg, sp).train()
+    res = model(x, engine, record=True)
+    task_loss(sp, res.pred, y).backward()
+    for trace in res.traces:
+        full, lean = trace.read(), trace.read(gates=False)
+        np.testing.assert_array_equal(lean.grad_h, full.grad_h)
+        np.testing.assert_array_equal(lean.hidden_saturation, full.hidden_saturation)
+        assert lean.gate_mean is None and lean.gate_saturation is None and lean.grad_c is None
+        assert full.gate_mean is not None and (full.grad_c is not None) == (cell == "lstm")
+
+
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 def test_every_step_task_fused_matches_unrolled(cell):
     cfg = make_config(cell=cell, task="copy", seq_len=40, hidden_size=12, attention="dot")

@@ -170,6 +170,7 @@ def test_from_a_real_trainer_recorder():
 
 
 @pytest.mark.parametrize("values", [dict(cell="lstm", record_every=2, eval_every=3),
+                                    dict(cell="lstm", gates_every=3),
                                     dict(task="digits", seq_len=64, cell="gru", attention="dot"),
                                     dict(curriculum=True, curriculum_start=4, seq_len=16)])
 def test_a_saved_run_gives_the_same_history_as_the_live_one(tmp_path, values):
@@ -191,3 +192,24 @@ def test_a_saved_run_gives_the_same_history_as_the_live_one(tmp_path, values):
     for name in live.latest:
         np.testing.assert_array_equal(live.latest[name], saved.latest[name], err_msg=name)
     assert (live.horizon_last, live.horizon_prev) == (saved.horizon_last, saved.horizon_prev)
+    assert live.gates_step == saved.gates_step
+
+
+def test_the_gates_shown_are_the_last_ones_taken():
+    """gates_every=3, record_every=2: gates on steps 0, 6, 12; on the recorded steps between, the
+    History keeps the last ones taken and says which step they are from."""
+    tr = Trainer(make_config(cell="gru", steps=11, seq_len=12, hidden_size=8, record_every=2, gates_every=3))
+    h = History()
+    seen = []
+    while not tr.done:
+        rec = tr.step()
+        h.add(rec)
+        if rec.arrays is not None:
+            seen.append((rec.step, h.gates_step, h.latest["gate_mean"].copy()))
+    assert [(s, g) for s, g, _ in seen] == [(0, 0), (2, 0), (4, 0), (6, 6), (8, 6), (10, 6)]
+    stacked = tr.recorder.stacked()["gate_mean"]  # (6, 1, 3, 12): NaN rows where not taken
+    for i, (_, _, gates) in enumerate(seen):
+        np.testing.assert_array_equal(gates, stacked[0 if i < 3 else 3])
+    assert np.isnan(stacked[[1, 2, 4, 5]]).all() and np.isfinite(stacked[[0, 3]]).all()
+    assert h.recorded_steps().tolist() == [0, 2, 4, 6, 8, 10]  # ‖∂L/∂h_t‖ on every recorded step
+    assert np.isfinite(h.recorded("timestep_grads")).all()

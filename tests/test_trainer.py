@@ -383,3 +383,26 @@ def test_a_stop_between_steps_from_another_thread_does_no_step():
     tr.request_stop()
     assert tr.step() is None and tr.step_index == 1
     assert tr.status == "stopped" and tr.reason == "stopped by request after step 0"
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_gates_every_reads_less_and_changes_nothing_else(cell):
+    """Oracle: the same run with the gate statistics on every recorded step (gates_every=1) and on
+    every 3rd. Reading is after backward and before the update, so both train to the same bits;
+    ‖∂L/∂h_t‖ is on every recorded step of both, and the gates the sparse run takes are the same."""
+    base = dict(cell=cell, steps=13, seq_len=12, hidden_size=8, record_every=2)
+    every, sparse = Trainer(make_config(**base, gates_every=1)), Trainer(make_config(**base, gates_every=3))
+    every.run()
+    sparse.run()
+    a, b = every.recorder.stacked(), sparse.recorder.stacked()
+    assert [r["loss"] for r in every.recorder.rows] == [r["loss"] for r in sparse.recorder.rows]
+    np.testing.assert_array_equal(a["recorded_steps"], [0, 2, 4, 6, 8, 10, 12])
+    np.testing.assert_array_equal(a["timestep_grads"], b["timestep_grads"])
+    taken = np.array([s % 6 == 0 for s in a["recorded_steps"]])  # recorded steps 0, 3, 6 of 0..6
+    names = ["gate_mean", "gate_saturation"] + (["cell_grads"] if cell == "lstm" else [])
+    for name in names:
+        assert np.isfinite(a[name]).all(), name
+        rows = ~np.isnan(b[name]).reshape(len(taken), -1).all(axis=1)
+        np.testing.assert_array_equal(rows, taken, err_msg=name)
+        np.testing.assert_array_equal(b[name][taken], a[name][taken], err_msg=name)
+    assert ("cell_grads" in b) == (cell == "lstm")
