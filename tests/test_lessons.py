@@ -430,3 +430,23 @@ def test_present_mode_makes_compare_charts_big():
     assert len(specs) >= 5
     assert all(s["layout"]["xaxis"]["title"]["font"]["size"] >= 18 for s in specs)
     assert all(s["layout"]["height"] >= chart_height(big=True) for s in specs)
+
+
+@pytest.mark.parametrize("lesson, cell", [("gru", "gru"), ("sigmoid", "rnn")])
+def test_a_gates_step_frame_has_the_height_of_its_filled_chart(lesson, cell):
+    """Before Train, a lesson step's gates frame is as tall as the chart that replaces it (an LSTM's
+    or GRU's two panels are taller than an RNN's one), so the page does not move when it fills in."""
+    import numpy as np
+
+    from dashboard import figures as F
+
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    at.switch_page("pages/lessons.py")
+    at.query_params["lesson"], at.query_params["step"] = lesson, "2" if lesson == "gru" else "1"
+    at.run()
+    assert not at.exception
+    (gates,) = [c for c in charts(at) if c.id.endswith("gates")]
+    G, T = (3, 50) if cell == "gru" else (1, 50)
+    filled = (F.gates_figure(np.zeros((G, T)), np.zeros((G, T)), cell) if cell != "rnn" else
+              F.saturation_figure(np.zeros((1, T)), "sigmoid", 1))
+    assert gates.spec["layout"]["height"] == filled.layout.height
