@@ -191,7 +191,8 @@ def gradient_heatmap(grads: np.ndarray, steps: np.ndarray, title: str = "‖∂L
 
 
 def gradient_profile(profile: np.ndarray, spectral_radius: np.ndarray | None, cell: str, directions: int = 1,
-                     step: int | None = None, *, note: str | None = None, big: bool = False) -> go.Figure:
+                     step: int | None = None, *, note: str | None = None, big: bool = False,
+                     cell_grads: np.ndarray | None = None, cell_step: int | None = None) -> go.Figure:
     """One step's ‖∂L/∂h_t‖ over t on a log axis, one line per layer and direction, with the
     linear-RNN envelope γ^(T−t)·‖∂L/∂h_T‖ dashed (γ = spectral radius of the candidate block).
 
@@ -200,6 +201,9 @@ def gradient_profile(profile: np.ndarray, spectral_radius: np.ndarray | None, ce
     so the y axis is set from the measured profile: a γ above 1 cannot stretch it to 1e20.
     profile: (LD, T); spectral_radius: (LD, G). note: a line under the title, e.g. "last finite
     profile, step 0" when the panel shows an earlier step than the latest.
+    cell_grads: (LD, T), an LSTM's ‖∂L/∂c_t‖, dotted in each line's colour: the cell path that
+    the forget gate keeps open. It is taken every gates_every-th recorded step, so its own step
+    (cell_step) is in its legend entry and hover.
     """
     profile = np.asarray(profile, dtype=np.float64)
     labels = direction_labels(len(profile), directions)
@@ -225,8 +229,9 @@ def gradient_profile(profile: np.ndarray, spectral_radius: np.ndarray | None, ce
                 x=t, y=finite_or_none(env), name=ENVELOPE, legendgroup="envelope", showlegend=len(envelopes) == 1,
                 line=dict(color=colour, dash="dash", width=1.5),
                 hovertemplate=hover + "<br>t = %{x}<br>envelope = %{y:.3e}<extra></extra>", **series_mode(env, 3)))
+    cells = _cell_lines(cell_grads, labels, cell_step, t, measured)
     layout = base_layout("Latest gradient profile" + (f" (step {step})" if step is not None else ""), "timestep t",
-                     "‖∂L/∂h_t‖ (log)", log_y=True, uirev="profile")
+                         "‖∂L/∂h_t‖, ‖∂L/∂c_t‖ (log)" if cells else "‖∂L/∂h_t‖ (log)", log_y=True, uirev="profile")
     notes = [note] if note else []
     y_range = _log_range(np.concatenate(measured)) if measured else None
     if y_range is None:
@@ -238,7 +243,23 @@ def gradient_profile(profile: np.ndarray, spectral_radius: np.ndarray | None, ce
         if len(env) and (env.max() > 10 ** y_range[1] or env.min() < 10 ** y_range[0]):
             notes.append("dashed envelope cut at the measured range" +
                          (f"; it does not bound {_a(cell)}'s cell path" if gated else ""))
-    return finish(traces + dashed, layout, big, subtitle="<br>".join(notes) or None)
+    return finish(traces + cells + dashed, layout, big, subtitle="<br>".join(notes) or None)
+
+
+def _cell_lines(cell_grads, labels: list[str], step: int | None, t: np.ndarray, measured: list) -> list[go.Scatter]:
+    """The dotted ‖∂L/∂c_t‖ lines (one legend entry for all); their values join `measured` (the y range)."""
+    if cell_grads is None or np.isnan(np.asarray(cell_grads, dtype=np.float64)).all():
+        return []
+    name = "‖∂L/∂c_t‖" + (f" (step {step})" if step is not None else "")
+    out = []
+    for k, (row, label) in enumerate(zip(np.asarray(cell_grads, dtype=np.float64), labels)):
+        shown = np.where(row == 0, FLOOR, row)
+        measured.append(shown)
+        out.append(go.Scatter(x=t, y=finite_or_none(shown), name=name, legendgroup="cell", showlegend=k == 0,
+                              line=dict(color=COLOURS[k % len(COLOURS)], dash="dot"),
+                              hovertemplate=f"t = %{{x}}<br>{name} = %{{y:.3e}}<extra>{label}</extra>",
+                              **series_mode(shown)))
+    return out
 
 
 def _log_range(values: np.ndarray) -> list[float] | None:

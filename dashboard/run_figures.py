@@ -53,7 +53,8 @@ def build_figures(view: RunView, pick: int = 0, big: bool = False) -> dict[str, 
     arrays, step, note = profile_arrays(h)
     if "timestep_grads" in arrays:
         figs["profile"] = F.gradient_profile(arrays["timestep_grads"], arrays.get("spectral_radius"), cfg.cell, D,
-                                             step, note=note, big=big)
+                                             step, note=note, big=big, cell_grads=arrays.get("cell_grads"),
+                                             cell_step=gates_step(h, arrays))
     else:
         figs["profile"] = F.empty_figure("Latest gradient profile", "timestep t", "‖∂L/∂h_t‖ (log)", log_y=True,
                                          note="no recorded step yet", big=big)

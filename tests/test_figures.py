@@ -118,6 +118,23 @@ def test_profile_figure_log_axis_lines_and_dashed_envelope():
     assert "step 7" in fig.layout.title.text
 
 
+def test_profile_draws_the_lstm_cell_gradient_dotted_with_its_own_step():
+    T = 20
+    profile = np.stack([0.5 ** (T - 1 - np.arange(T)), np.full(T, 0.5)])  # (LD=2, T)
+    cells = np.stack([np.full(T, 1e-9), np.full(T, 2.0)])  # far outside ‖∂L/∂h_t‖: it must widen the y range
+    fig = F.gradient_profile(profile, None, "lstm", directions=2, step=40, cell_grads=cells, cell_step=30)
+    dotted = [t for t in fig.data if t.line.dash == "dot"]
+    assert [t.name for t in dotted] == ["‖∂L/∂c_t‖ (step 30)"] * 2 and [t.showlegend for t in dotted] == [True, False]
+    for line, row in zip(dotted, cells):
+        np.testing.assert_array_equal(np.asarray(line.y, dtype=float), row)
+    lo, hi = fig.layout.yaxis.range
+    assert lo < -9 and hi > np.log10(2.0)
+    assert "step 40" in fig.layout.title.text
+    # a step that skipped them (all NaN), or a cell without them: no dotted line
+    for none in (np.full((2, T), np.nan), None):
+        assert not [t for t in F.gradient_profile(profile, None, "lstm", 2, cell_grads=none).data if t.line.dash == "dot"]
+
+
 def test_profile_shows_exact_zero_at_floor():
     fig = F.gradient_profile(np.array([[0.0, 1e-3, 1.0]]), None, "rnn")
     assert fig.data[0].y[0] == F.FLOOR
@@ -448,3 +465,22 @@ def test_compares_losses_dash_each_columns_training_set():
     assert [t.name for t in dashed] == [f"a: {F.TRAIN_SET}"] and dashed[0].line.dash == "dash"
     assert dashed[0].y == pytest.approx([0.2, 0.14, 0.08])
     assert "a: 0.14" in fig.layout.title.subtitle.text.replace("<br>", " ")
+
+
+def test_an_lstm_run_profile_shows_the_cell_gradient_of_its_last_gate_step(tmp_path):
+    """From a run on disk to the chart: the dotted line is the stored ‖∂L/∂c_t‖ row of the last
+    recorded step that took it (gates_every=3, record_every=2: steps 0 and 6 of 0..10), to the bit."""
+    from dashboard.run_figures import build_figures
+    from rnn_core import make_config
+    from rnn_core.trainer import Trainer
+    from rnn_core.view import RunView
+
+    cfg = make_config(cell="lstm", steps=11, seq_len=12, hidden_size=8, record_every=2, gates_every=3)
+    tr = Trainer(cfg, out_dir=tmp_path / "r")
+    tr.run()
+    fig = build_figures(RunView.from_disk(tmp_path / "r"))["profile"]
+    (dotted,) = [t for t in fig.data if t.line.dash == "dot"]
+    assert dotted.name == "‖∂L/∂c_t‖ (step 6)" and "step 10" in fig.layout.title.text
+    stored = tr.recorder.stacked()
+    row = list(stored["recorded_steps"]).index(6)
+    np.testing.assert_array_equal(np.asarray(dotted.y, dtype=float), stored["cell_grads"][row, 0])
