@@ -69,7 +69,8 @@ def equations() -> None:
         "squashing derivative: with the forget gate near 1 (a forget bias of 1 starts it at σ(1) ≈ 0.73, "
         "a learnt gate goes higher) it decays like ∏ f_k, slowly, instead of like (γσ_max)^(T−1−t). The second "
         "term holds the indirect paths (through $h_{t-1}$ and the gates, each with its block of W_hh); they "
-        "can vanish like a vanilla RNN's. Explore draws an LSTM's ‖∂L/∂c_t‖ dotted beside ‖∂L/∂h_t‖ in its latest profile. The GRU's "
+        "can vanish like a vanilla RNN's. Explore draws an LSTM's ‖∂L/∂c_t‖ dotted beside ‖∂L/∂h_t‖ in its "
+        "latest profile. The GRU's "
         "$h_t = (1 - z_t) \\odot n_t + z_t \\odot h_{t-1}$ gives the same kind of term, $\\operatorname{diag}(z_t)$.")
     st.markdown("**Why attention escapes.** With an attention readout the prediction reads every state:")
     st.latex(ATTENTION)
