@@ -211,8 +211,13 @@ def gradient_profile(profile: np.ndarray, spectral_radius: np.ndarray | None, ce
     block_name = BLOCK_NAME.get(cell, "W_hh")
     gated = cell in BLOCK_NAME
     caveat = f"<br>{_a(cell)}'s gated cell path is not bound by it" if gated else ""
-    traces, dashed, measured, envelopes = [], [], [], []  # envelopes last: their legend entry ends the legend
+    traces, cells, dashed, measured, envelopes = [], [], [], [], []  # envelopes last: their legend entry ends the legend
     t = np.arange(profile.shape[-1])
+    if cell_grads is not None:
+        cell_grads = np.asarray(cell_grads, dtype=np.float64)
+        if np.isnan(cell_grads).all():  # a step that skipped them (gates_every): no line
+            cell_grads = None
+    cell_name = "‖∂L/∂c_t‖" + (f" (step {cell_step})" if cell_step is not None else "")
     for k, (row, label) in enumerate(zip(profile, labels)):
         colour = COLOURS[k % len(COLOURS)]
         shown = np.where(row == 0, FLOOR, row)  # an exact zero sits at the floor, not in a gap
@@ -220,6 +225,13 @@ def gradient_profile(profile: np.ndarray, spectral_radius: np.ndarray | None, ce
         traces.append(go.Scatter(x=t, y=finite_or_none(shown), name=label, line=dict(color=colour), legendgroup=label,
                                  hovertemplate="t = %{x}<br>‖∂L/∂h_t‖ = %{y:.3e}<extra>" + label + "</extra>",
                                  **series_mode(shown)))
+        if cell_grads is not None:
+            c = np.where(cell_grads[k] == 0, FLOOR, cell_grads[k])
+            measured.append(c)
+            cells.append(go.Scatter(x=t, y=finite_or_none(c), name=cell_name, legendgroup="cell", showlegend=k == 0,
+                                    line=dict(color=colour, dash="dot"),
+                                    hovertemplate=f"t = %{{x}}<br>{cell_name} = %{{y:.3e}}<extra>{label}</extra>",
+                                    **series_mode(c)))
         if spectral_radius is not None:
             gamma = float(np.asarray(spectral_radius)[k, block])
             env = linear_envelope(row, gamma, reverse=(directions == 2 and k % 2 == 1))
@@ -229,7 +241,6 @@ def gradient_profile(profile: np.ndarray, spectral_radius: np.ndarray | None, ce
                 x=t, y=finite_or_none(env), name=ENVELOPE, legendgroup="envelope", showlegend=len(envelopes) == 1,
                 line=dict(color=colour, dash="dash", width=1.5),
                 hovertemplate=hover + "<br>t = %{x}<br>envelope = %{y:.3e}<extra></extra>", **series_mode(env, 3)))
-    cells = _cell_lines(cell_grads, labels, cell_step, t, measured)
     layout = base_layout("Latest gradient profile" + (f" (step {step})" if step is not None else ""), "timestep t",
                          "‖∂L/∂h_t‖, ‖∂L/∂c_t‖ (log)" if cells else "‖∂L/∂h_t‖ (log)", log_y=True, uirev="profile")
     notes = [note] if note else []
@@ -244,22 +255,6 @@ def gradient_profile(profile: np.ndarray, spectral_radius: np.ndarray | None, ce
             notes.append("dashed envelope cut at the measured range" +
                          (f"; it does not bound {_a(cell)}'s cell path" if gated else ""))
     return finish(traces + cells + dashed, layout, big, subtitle="<br>".join(notes) or None)
-
-
-def _cell_lines(cell_grads, labels: list[str], step: int | None, t: np.ndarray, measured: list) -> list[go.Scatter]:
-    """The dotted ‖∂L/∂c_t‖ lines (one legend entry for all); their values join `measured` (the y range)."""
-    if cell_grads is None or np.isnan(np.asarray(cell_grads, dtype=np.float64)).all():
-        return []
-    name = "‖∂L/∂c_t‖" + (f" (step {step})" if step is not None else "")
-    out = []
-    for k, (row, label) in enumerate(zip(np.asarray(cell_grads, dtype=np.float64), labels)):
-        shown = np.where(row == 0, FLOOR, row)
-        measured.append(shown)
-        out.append(go.Scatter(x=t, y=finite_or_none(shown), name=name, legendgroup="cell", showlegend=k == 0,
-                              line=dict(color=COLOURS[k % len(COLOURS)], dash="dot"),
-                              hovertemplate=f"t = %{{x}}<br>{name} = %{{y:.3e}}<extra>{label}</extra>",
-                              **series_mode(shown)))
-    return out
 
 
 def _log_range(values: np.ndarray) -> list[float] | None:

@@ -228,8 +228,8 @@ def single_charts(lesson: Lesson, k: int, view: RunView | None) -> None:
                 "The chart fills in from the first step")
         # an LSTM's or GRU's gates chart is taller (two panels): its frame takes that height, so the
         # page does not move when the chart fills in
-        cell = view.cfg.cell if view is not None else {**lesson.base, **lesson.steps[k].config}.get("cell", "rnn")
-        _chart(frame(chart, note, big, gates_extra=cell != "rnn"), chart, "lesson")
+        cfg = view.cfg if view is not None else lesson.configs(k)[0][1]
+        _chart(frame(chart, note, big, gates_extra=cfg.cell != "rnn"), chart, "lesson")
         return
     figs = build_figures(view, big=big)
     _chart(figs.get(chart) or F.empty_figure(CHART_NAMES[chart], note="not recorded yet", big=big), chart, view.name)

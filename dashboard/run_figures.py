@@ -17,11 +17,10 @@ CHANCE = {"digits": 0.1, "temporal_order": 0.25}  # classification tasks: chance
 
 
 def gates_step(h, arrays: dict) -> int | None:
-    """The step whose gate statistics `arrays` (from profile_arrays) hold: they are taken on every
-    gates_every-th recorded step only, so often an earlier one than the profile's."""
-    if arrays is getattr(h, "latest_finite", None) and arrays is not h.latest:
-        return getattr(h, "finite_gates_step", None)
-    return getattr(h, "gates_step", None)
+    """The step whose gate statistics `arrays` (h.latest, or h.latest_finite from profile_arrays)
+    hold: they are taken on every gates_every-th recorded step only, so often an earlier one than
+    the profile's."""
+    return h.gates_step if arrays is h.latest else h.finite_gates_step
 
 
 def profile_arrays(h) -> tuple[dict, int | None, str | None]:
@@ -51,16 +50,17 @@ def build_figures(view: RunView, pick: int = 0, big: bool = False) -> dict[str, 
         figs["heatmap"] = F.gradient_heatmap(grads[:, pick], h.recorded_steps(),
                                              f"‖∂L/∂h_t‖ through time — {names[pick]}", big=big)
     arrays, step, note = profile_arrays(h)
+    g_step = gates_step(h, arrays)
     if "timestep_grads" in arrays:
         figs["profile"] = F.gradient_profile(arrays["timestep_grads"], arrays.get("spectral_radius"), cfg.cell, D,
                                              step, note=note, big=big, cell_grads=arrays.get("cell_grads"),
-                                             cell_step=gates_step(h, arrays))
+                                             cell_step=g_step)
     else:
         figs["profile"] = F.empty_figure("Latest gradient profile", "timestep t", "‖∂L/∂h_t‖ (log)", log_y=True,
                                          note="no recorded step yet", big=big)
     if "gate_mean" in arrays:
         figs["gates"] = F.gates_figure(arrays["gate_mean"][pick], arrays["gate_saturation"][pick], cfg.cell,
-                                       f"{names[pick]}, step {gates_step(h, arrays)}", big=big)
+                                       f"{names[pick]}, step {g_step}", big=big)
     elif "hidden_saturation" in arrays:
         figs["gates"] = F.saturation_figure(arrays["hidden_saturation"], cfg.activation, D, big=big)
     else:

@@ -29,10 +29,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .cells import GATES
 from .config import RunConfig
 from .devices import resolve_device
 from .diagnostics import group_norms, parameter_groups, recurrent_spectra, spectra_async
-from .cells import GATES
 from .engines import fused_supported
 from .model import ATTN_KEEP_QUERIES, ATTN_SAMPLES, GLOBAL_RNG, build_model
 from .optim import build_optimizer, clip_gradients, lr_factor, set_lr
